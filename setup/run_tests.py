@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""The suite's test command (README command 2).
+
+Creates a fresh, uniquely named database, installs the five addons with Odoo's test
+runner (``--test-enable``: every addon's tests), then runs the top-level ``tests/``
+with pytest against that database, and drops the database at the end, pass or fail.
+
+Fails (exit 1) on a failed or erroring test, an addon that does not install, any
+``ERROR`` or ``CRITICAL`` line in Odoo's log, or when no test ran. Ends with one line
+``N passed, N failed``.
+
+Usage: .venv/bin/python setup/run_tests.py [--keep-db] [--long] [--test-tags TAGS]
+       [--addons-only | --pytest-only] [pytest args...]
+"""
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ADDONS = [
+    "g2p_programs_ext",
+    "spp_service_points",
+    "spp_entitlement_in_kind",
+    "spp_entitlement_transactions",
+    "spp_auto_update_entitlements",
+]
+LOG_DIR = REPO / "var" / "test-logs"
+# Odoo 17 prints, once the tests of a run are done:
+#   odoo.tests.result: 0 failed, 0 error(s) of 42 tests when loading database 'x'
+RESULT_RE = re.compile(r"odoo\.tests\.result: (\d+) failed, (\d+) error\(s\) of (\d+) tests")
+BAD_LINE_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \d+ (ERROR|CRITICAL) ")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def odoo_bin():
+    src = (REPO / ".odoo-src-path").read_text().strip()
+    return [
+        str(REPO / ".venv" / "bin" / "python"),
+        os.path.join(src, "odoo-bin"),
+        "-c",
+        str(REPO / "odoo.conf"),
+    ]
+
+
+def drop_db(db):
+    subprocess.run(["dropdb", "--if-exists", "--force", db], check=False)
+    # Odoo's filestore for that database, wherever data_dir points.
+    for base in (REPO / "var" / "filestore", Path.home() / ".local/share/Odoo/filestore"):
+        shutil.rmtree(base / db, ignore_errors=True)
+
+
+def scan_log(lines):
+    """Read Odoo's log lines. Returns (failed + errored tests, tests run, problems)."""
+    failed = total = 0
+    seen_result = False
+    bad_lines = []
+    problems = []
+    for line in lines:
+        m = RESULT_RE.search(line)
+        if m:
+            seen_result = True
+            failed, errors, total = (int(g) for g in m.groups())
+            failed += errors
+        if BAD_LINE_RE.match(line):
+            bad_lines.append(line.rstrip())
+    if not seen_result:
+        problems.append("Odoo's log has no test result line: the addons did not install or no test ran")
+    elif total == 0:
+        problems.append("no Odoo test ran")
+    if bad_lines:
+        problems.append(f"{len(bad_lines)} ERROR/CRITICAL line(s) in Odoo's log, first: {bad_lines[0][:300]}")
+    return failed, total, problems
+
+
+def run_odoo_tests(db, test_tags, log_path):
+    """Install the addons with --test-enable. Returns (passed, failed, problems)."""
+    cmd = odoo_bin() + [
+        "-d",
+        db,
+        "-i",
+        ",".join(ADDONS),
+        "--test-enable",
+        "--stop-after-init",
+        "--log-level=test",
+        "--http-port",
+        str(free_port()),
+        "--gevent-port",
+        str(free_port()),
+        "--workers=0",
+        "--max-cron-threads=0",
+    ]
+    # Only the suite's tests, not those of every Odoo module that gets installed.
+    cmd += ["--test-tags", test_tags or ",".join("/" + a for a in ADDONS)]
+    print("[test] " + " ".join(cmd), flush=True)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+
+        def lines():
+            for line in proc.stdout:
+                log.write(line)
+                # Echo progress and every problem; the full log is kept in the file.
+                if any(k in line for k in (" ERROR ", " CRITICAL ", "FAIL:", "odoo.tests.stats", "odoo.tests.result")):
+                    sys.stdout.write(line)
+                yield line
+
+        failed, total, problems = scan_log(lines())
+        rc = proc.wait()
+    if rc != 0:
+        problems.append(f"odoo-bin exited with {rc}")
+    installed = subprocess.run(
+        [
+            "psql",
+            "-d",
+            db,
+            "-Atc",
+            "select name from ir_module_module where state='installed' and name in %s" % str(tuple(ADDONS)),
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    missing = sorted(set(ADDONS) - set(installed))
+    if missing:
+        problems.append("addons not installed: " + ", ".join(missing))
+    return max(total - failed, 0), failed, problems
+
+
+def run_pytest(db, extra, junit_path):
+    """Run the top-level tests/ against the database. Returns (passed, failed, problems)."""
+    env = dict(os.environ, G2P_TEST_DB=db, G2P_ODOO_CONF=str(REPO / "odoo.conf"))
+    cmd = [
+        str(REPO / ".venv" / "bin" / "python"),
+        "-m",
+        "pytest",
+        "-p",
+        "no:odoo",
+        "-p",
+        "no:cacheprovider",
+        "tests",
+        "-q",
+        f"--junitxml={junit_path}",
+    ] + extra
+    print("[test] " + " ".join(cmd), flush=True)
+    rc = subprocess.run(cmd, cwd=REPO, env=env).returncode
+    problems = []
+    passed = failed = 0
+    if junit_path.exists():
+        root = ET.parse(junit_path).getroot()
+        for suite in root.iter("testsuite"):
+            n = int(suite.get("tests", 0))
+            f = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+            s = int(suite.get("skipped", 0))
+            passed += n - f - s
+            failed += f
+    if rc == 5:
+        problems.append("pytest collected no test in tests/")
+    elif rc != 0:
+        problems.append(f"pytest exited with {rc}")
+    return passed, failed, problems
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
+    ap.add_argument("--long", action="store_true", help="also run the long forms of load and fault tests")
+    ap.add_argument("--test-tags", default="", help="Odoo --test-tags filter")
+    ap.add_argument("--addons-only", action="store_true")
+    ap.add_argument("--pytest-only", action="store_true")
+    ap.add_argument("pytest_args", nargs="*")
+    args = ap.parse_args()
+    if args.long:
+        os.environ["G2P_LONG_TESTS"] = "1"
+
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    db = f"g2p_test_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}"
+    t0 = time.time()
+    passed = failed = 0
+    problems = []
+    try:
+        print(f"[test] database {db}", flush=True)
+        if not args.pytest_only:
+            p, f, pr = run_odoo_tests(db, args.test_tags, LOG_DIR / f"{db}.log")
+            passed, failed = passed + p, failed + f
+            problems += pr
+        else:
+            # top-level tests still need the addons installed
+            cmd = odoo_bin() + [
+                "-d",
+                db,
+                "-i",
+                ",".join(ADDONS),
+                "--stop-after-init",
+                "--workers=0",
+                "--http-port",
+                str(free_port()),
+            ]
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        if not args.addons_only:
+            p, f, pr = run_pytest(db, args.pytest_args, LOG_DIR / f"{db}.junit.xml")
+            passed, failed = passed + p, failed + f
+            problems += pr
+    finally:
+        if not args.keep_db:
+            drop_db(db)
+    if passed + failed == 0:
+        problems.append("no test ran")
+    print(f"[test] {time.time() - t0:.0f} s; full Odoo log in {LOG_DIR / (db + '.log')}")
+    for pr in problems:
+        print(f"[test] FAILED: {pr}")
+    if problems and failed == 0:
+        failed = 1  # a problem outside a test (install error, ERROR line) still fails the run
+    print(f"{passed} passed, {failed} failed")
+    return 1 if (problems or failed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+{
+    "name": "SPP Auto-update Entitlements",
+    "summary": "Scheduled closing of ended cycles: redeemed, partially redeemed and expired entitlements, stock released.",
+    "version": "17.0.1.0.0",
+    "author": "G2P In-kind Suite contributors",
+    "website": "https://github.com/g2p-inkind/g2p-inkind-suite",
+    "license": "LGPL-3",
+    "category": "Social Protection",
+    "depends": ["spp_entitlement_transactions"],
+    "data": [],
+    "development_status": "Alpha",
+    "installable": True,
+}

@@ -1,0 +1,24 @@
+"""Fixtures for the suite-wide tests: the database that setup/run_tests.py prepared,
+and an Odoo server started on a free localhost port when a test needs one."""
+
+import os
+
+import pytest
+
+from tests.odoo_server import OdooServer
+
+
+@pytest.fixture(scope="session")
+def test_db():
+    db = os.environ.get("G2P_TEST_DB")
+    if not db:
+        pytest.fail("G2P_TEST_DB is not set: run the tests with `make test` (setup/run_tests.py).")
+    return db
+
+
+@pytest.fixture(scope="session")
+def odoo_server(test_db):
+    server = OdooServer(test_db, workers=2)
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,45 @@
+"""The test command itself: it must fail on a failed test, an ERROR line, or no test."""
+
+import importlib.util
+from pathlib import Path
+
+spec = importlib.util.spec_from_file_location(
+    "run_tests", Path(__file__).resolve().parent.parent / "setup" / "run_tests.py"
+)
+run_tests = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(run_tests)
+
+OK = "2026-11-23 15:39:36,697 12431 INFO db odoo.tests.result: 0 failed, 0 error(s) of 6 tests when loading database 'db'"
+INFO = "2026-11-23 15:39:35,237 12431 INFO db odoo.modules.loading: 5 modules loaded"
+
+
+def test_green_log_passes():
+    assert run_tests.scan_log([INFO, OK]) == (0, 6, [])
+
+
+def test_failed_and_errored_tests_are_counted():
+    line = OK.replace("0 failed, 0 error(s) of 6", "1 failed, 2 error(s) of 6")
+    failed, total, problems = run_tests.scan_log([line])
+    assert (failed, total) == (3, 6)
+
+
+def test_error_line_at_install_fails_even_when_tests_pass():
+    err = "2026-11-23 15:39:30,001 12431 ERROR db odoo.modules.registry: Failed to load registry"
+    failed, total, problems = run_tests.scan_log([INFO, err, OK])
+    assert failed == 0 and total == 6
+    assert len(problems) == 1 and "ERROR/CRITICAL" in problems[0]
+
+
+def test_critical_line_fails():
+    crit = "2026-11-23 15:39:30,001 12431 CRITICAL db odoo.service.server: Failed to initialize database"
+    assert run_tests.scan_log([crit, OK])[2]
+
+
+def test_no_result_line_means_nothing_ran():
+    failed, total, problems = run_tests.scan_log([INFO])
+    assert total == 0 and problems and "no test result line" in problems[0]
+
+
+def test_zero_tests_is_a_failure():
+    line = OK.replace("of 6 tests", "of 0 tests")
+    assert run_tests.scan_log([line])[2] == ["no Odoo test ran"]

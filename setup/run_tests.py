@@ -112,7 +112,10 @@ def run_odoo_tests(db, test_tags, log_path):
             for line in proc.stdout:
                 log.write(line)
                 # Echo progress and every problem; the full log is kept in the file.
-                if any(k in line for k in (" ERROR ", " CRITICAL ", "FAIL:", "odoo.tests.stats", "odoo.tests.result")):
+                if any(
+                    k in line
+                    for k in (" ERROR ", " CRITICAL ", "FAIL:", "odoo.tests.stats", "odoo.tests.result")
+                ):
                     sys.stdout.write(line)
                 yield line
 

@@ -129,7 +129,8 @@ def run_odoo_tests(db, test_tags, log_path):
             "-d",
             db,
             "-Atc",
-            "select name from ir_module_module where state='installed' and name in %s" % str(tuple(ADDONS)),
+            "select name from ir_module_module where state='installed' and name in (%s)"
+            % ",".join("'%s'" % a for a in ADDONS),
         ],
         capture_output=True,
         text=True,
@@ -179,10 +180,13 @@ def main():
     ap.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
     ap.add_argument("--long", action="store_true", help="also run the long forms of load and fault tests")
     ap.add_argument("--test-tags", default="", help="Odoo --test-tags filter")
+    ap.add_argument("--addons", help="comma-separated addons to install (default: the five)")
     ap.add_argument("--addons-only", action="store_true")
     ap.add_argument("--pytest-only", action="store_true")
     ap.add_argument("pytest_args", nargs="*")
     args = ap.parse_args()
+    if args.addons:
+        ADDONS[:] = args.addons.split(",")
     if args.long:
         os.environ["G2P_LONG_TESTS"] = "1"
 

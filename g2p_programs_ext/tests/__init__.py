@@ -1,1 +1,1 @@
-from . import test_roles
+from . import test_programs, test_registry, test_roles

@@ -1,0 +1,381 @@
+import logging
+
+from odoo import _, api, fields, models
+from odoo.addons.queue_job.delay import chain, group
+from odoo.exceptions import UserError, ValidationError
+from odoo.osv import expression
+from odoo.tools.safe_eval import safe_eval
+
+from .. import cel
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_ASYNC_THRESHOLD = 1000
+BATCH_SIZE = 5000
+
+
+class G2PProgram(models.Model):
+    _name = "g2p.program"
+    _description = "Social protection program"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _order = "id desc"
+    _check_company_auto = True
+
+    # ------------------------------------------------------------------
+    # Identity
+    # ------------------------------------------------------------------
+    name = fields.Char(required=True, tracking=True)
+    company_id = fields.Many2one(
+        "res.company", required=True, default=lambda self: self.env.company, index=True
+    )
+    currency_id = fields.Many2one(
+        "res.currency", required=True, default=lambda self: self.env.company.currency_id
+    )
+    state = fields.Selection(
+        [("active", "Active"), ("ended", "Ended")], default="active", required=True, tracking=True
+    )
+    locked = fields.Boolean(readonly=True, copy=False, help="Set while the program's jobs run.")
+    locked_reason = fields.Char(readonly=True, copy=False)
+
+    # ------------------------------------------------------------------
+    # Targeting
+    # ------------------------------------------------------------------
+    target_type = fields.Selection(
+        [("group", "Households"), ("individual", "Individuals")],
+        default="group",
+        required=True,
+        tracking=True,
+    )
+    eligibility_domain = fields.Text(
+        default="[]",
+        help="Odoo domain on registrants (res.partner); both it and the CEL expression must hold.",
+    )
+    eligibility_expression = fields.Text(
+        string="Eligibility expression (CEL)",
+        help="Optional CEL expression over `me` and `members`, e.g. "
+        "`size(members.filter(m, m.age < 5)) > 0 || me.has_disability`.",
+    )
+    eligible_preview_count = fields.Integer(
+        compute="_compute_eligible_preview_count", string="Matching now", help="Registrants that match today."
+    )
+
+    # ------------------------------------------------------------------
+    # Cycles
+    # ------------------------------------------------------------------
+    start_date = fields.Date(required=True, default=fields.Date.context_today, tracking=True)
+    cycle_duration = fields.Integer(default=30, required=True, help="Days in a cycle.", tracking=True)
+    cycle_ids = fields.One2many("g2p.cycle", "program_id", string="Cycles")
+    cycle_count = fields.Integer(compute="_compute_counts")
+
+    # ------------------------------------------------------------------
+    # Beneficiaries
+    # ------------------------------------------------------------------
+    program_membership_ids = fields.One2many("g2p.program.membership", "program_id", string="Memberships")
+    beneficiary_count = fields.Integer(compute="_compute_counts", string="Enrolled")
+
+    _sql_constraints = [
+        ("cycle_duration_positive", "CHECK (cycle_duration > 0)", "A cycle lasts at least one day."),
+    ]
+
+    def _compute_counts(self):
+        """Two grouped queries for all programs in ``self``."""
+        cycles = dict(
+            self.env["g2p.cycle"]._read_group([("program_id", "in", self.ids)], ["program_id"], ["__count"])
+        )
+        enrolled = dict(
+            self.env["g2p.program.membership"]._read_group(
+                [("program_id", "in", self.ids), ("state", "=", "enrolled")], ["program_id"], ["__count"]
+            )
+        )
+        for program in self:
+            program.cycle_count = cycles.get(program, 0)
+            program.beneficiary_count = enrolled.get(program, 0)
+
+    @api.depends("target_type", "eligibility_domain", "eligibility_expression")
+    def _compute_eligible_preview_count(self):
+        for program in self:
+            try:
+                program.eligible_preview_count = len(program._eligible_ids(program._candidate_ids()))
+            except (ValidationError, UserError):
+                program.eligible_preview_count = 0
+
+    @api.constrains("eligibility_domain")
+    def _check_eligibility_domain(self):
+        for program in self:
+            program._parse_domain(program.eligibility_domain, _("The eligibility domain of %s", program.name))
+
+    @api.constrains("eligibility_expression")
+    def _check_eligibility_expression(self):
+        for program in self:
+            cel.check_expression(
+                program.eligibility_expression, _("The eligibility expression of %s", program.name)
+            )
+
+    # ------------------------------------------------------------------
+    # Helpers shared with managers (conditions are domains too)
+    # ------------------------------------------------------------------
+    @api.model
+    def _parse_domain(self, text, label):
+        """Parse a domain text on res.partner; ValidationError naming ``label`` when it
+        does not parse or names an unknown field. Returns the domain (a list)."""
+        if not text or not text.strip():
+            return []
+        try:
+            domain = safe_eval(text)
+            if not isinstance(domain, list | tuple):
+                raise ValueError(_("a domain is a list of conditions, e.g. [('age', '>=', 60)]"))
+            domain = list(domain)
+            expression.expression(domain, self.env["res.partner"].sudo())
+        except Exception as exc:
+            raise ValidationError(
+                _(
+                    "[invalid_domain] %(label)s is not a valid domain on registrants: %(error)s",
+                    label=label,
+                    error=exc,
+                )
+            ) from None
+        return domain
+
+    def _registrant_domain(self):
+        self.ensure_one()
+        base = [("is_registrant", "=", True), ("is_group", "=", self.target_type == "group")]
+        return expression.AND([base, self._parse_domain(self.eligibility_domain, self.name)])
+
+    def _candidate_ids(self, id_range=None):
+        """Registrants (res.partner ids, ascending) that pass the domain, in SQL."""
+        domain = self._registrant_domain()
+        first, last = id_range or (None, None)
+        if first is not None:
+            domain = expression.AND([domain, [("id", ">=", first)]])
+        if last is not None:
+            domain = expression.AND([domain, [("id", "<=", last)]])
+        partners = self.env["res.partner"].sudo().with_context(active_test=False)
+        return partners._search(domain, order="id").get_result_ids()
+
+    def _eligible_ids(self, candidate_ids, evaluator=None):
+        """The candidates on which the CEL expression holds (all of them without one)."""
+        self.ensure_one()
+        if not self.eligibility_expression or not self.eligibility_expression.strip():
+            return list(candidate_ids)
+        evaluator = evaluator or cel.Evaluator(self.env, self.eligibility_expression, self.name)
+        eligible = []
+        for start in range(0, len(candidate_ids), BATCH_SIZE):
+            chunk = candidate_ids[start : start + BATCH_SIZE]
+            results = evaluator.results(chunk)
+            eligible += [pid for pid in chunk if results.get(pid) is True]
+        return eligible
+
+    @api.model
+    def _async_threshold(self):
+        value = self.env["ir.config_parameter"].sudo().get_param("g2p_programs_ext.async_threshold")
+        try:
+            return int(value) if value else DEFAULT_ASYNC_THRESHOLD
+        except ValueError:
+            return DEFAULT_ASYNC_THRESHOLD
+
+    def _check_unlocked(self):
+        for program in self:
+            if program.locked:
+                raise UserError(
+                    _(
+                        "[locked] Program %(name)s is busy (%(reason)s): wait for its jobs to end.",
+                        name=program.name,
+                        reason=program.locked_reason or _("jobs running"),
+                    )
+                )
+
+    def _on_job_failed(self, job_description):
+        """Called when one of the program's jobs fails for good: unlock, say what failed."""
+        self.sudo().write({"locked": False, "locked_reason": False})
+        for program in self:
+            program.message_post(
+                body=_(
+                    "A background job failed: %s. The program is unlocked; run the action again.",
+                    job_description,
+                )
+            )
+
+    def _check_active(self):
+        for program in self:
+            if program.state != "active":
+                raise UserError(_("[program_ended] Program %s has ended: reopen it first.", program.name))
+
+    # ------------------------------------------------------------------
+    # Actions
+    # ------------------------------------------------------------------
+    def action_end(self):
+        self.write({"state": "ended"})
+        return True
+
+    def action_reactivate(self):
+        self.write({"state": "active"})
+        return True
+
+    def action_open_cycles(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("g2p_programs_ext.g2p_cycle_action")
+        action["domain"] = [("program_id", "=", self.id)]
+        action["context"] = {"default_program_id": self.id}
+        return action
+
+    def action_open_beneficiaries(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "g2p_programs_ext.g2p_program_membership_action"
+        )
+        action["domain"] = [("program_id", "=", self.id)]
+        action["context"] = {"default_program_id": self.id, "search_default_filter_enrolled": 1}
+        return action
+
+    # ------------------------------------------------------------------
+    # Enrollment
+    # ------------------------------------------------------------------
+    def enroll_eligible_registrants(self):
+        """Enroll every eligible registrant of the program's target type.
+
+        Eligible: passes ``eligibility_domain`` (SQL) and ``eligibility_expression``
+        (CEL, evaluated on what the domain kept). Enrolled members that are no longer
+        eligible become ``not_eligible``; ``not_eligible`` ones that are eligible again
+        are enrolled again; ``paused`` and ``exited`` ones are left as they are.
+        Idempotent. Above the async threshold (system parameter
+        ``g2p_programs_ext.async_threshold``, default 1,000 registrants) the work runs as
+        queue_job jobs of id-sliced batches and the program stays ``locked`` until done.
+
+        :return: int, the number of registrants newly enrolled (0 when queued).
+        :raise UserError: the program is locked or ended.
+        """
+        self.ensure_one()
+        self.check_access_rights("write")
+        self.check_access_rule("write")
+        self._check_active()
+        self._check_unlocked()
+        candidate_ids = self._candidate_ids()
+        if len(candidate_ids) > self._async_threshold():
+            self._enroll_async(candidate_ids)
+            return 0
+        enrolled, not_eligible, errors = self.sudo()._enroll_range(None)
+        self._post_enrollment_message(enrolled, not_eligible, errors)
+        return enrolled
+
+    def _enroll_async(self, candidate_ids):
+        self.write({"locked": True, "locked_reason": _("enrolling registrants")})
+        jobs = []
+        for start in range(0, len(candidate_ids), BATCH_SIZE):
+            chunk = candidate_ids[start : start + BATCH_SIZE]
+            # The last range is open-ended so that it covers registrants added meanwhile.
+            last = chunk[-1] if start + BATCH_SIZE < len(candidate_ids) else None
+            jobs.append(
+                self.delayable(
+                    description=_("%(p)s: enroll registrants from id %(a)s", p=self.name, a=chunk[0])
+                )._job_enroll_range(chunk[0] if start else None, last)
+            )
+        finish = self.delayable(description=_("%s: finish enrollment", self.name))._job_finish_enrollment()
+        chain(group(*jobs), finish).delay()
+
+    def _job_enroll_range(self, first_id, last_id):
+        """Job: enrollment for the registrants whose id is in [first_id, last_id] (None: open).
+
+        The ranges of one run are contiguous and cover every id, so together they do
+        what the synchronous path does. Re-reads the domain on its range when it runs,
+        and adds nothing when run twice."""
+        self.ensure_one()
+        enrolled, not_eligible, errors = self.sudo()._enroll_range((first_id, last_id))
+        return _(
+            "%(n)s enrolled, %(x)s not eligible, %(e)s skipped on a CEL error",
+            n=enrolled,
+            x=not_eligible,
+            e=errors,
+        )
+
+    def _job_finish_enrollment(self):
+        """Job: unlock the program and log one message with the resulting counts."""
+        self.ensure_one()
+        counts = dict(
+            self.env["g2p.program.membership"]._read_group(
+                [("program_id", "=", self.id)], ["state"], ["__count"]
+            )
+        )
+        self.write({"locked": False, "locked_reason": False})
+        self.message_post(
+            body=_(
+                "Enrollment finished: %(enrolled)s enrolled, %(not_eligible)s not eligible "
+                "(each batch job's result gives its figures, CEL errors included).",
+                enrolled=counts.get("enrolled", 0),
+                not_eligible=counts.get("not_eligible", 0),
+            )
+        )
+        return True
+
+    def _enroll_range(self, id_range):
+        """Enroll the eligible registrants with ids in ``id_range`` ((first, last), None
+        for no bound; None for all) and mark enrolled ones there that are no longer
+        eligible ``not_eligible``. Returns (enrolled, not eligible, CEL errors)."""
+        self.ensure_one()
+        candidate_ids = self._candidate_ids(id_range)
+        evaluator = None
+        if self.eligibility_expression and self.eligibility_expression.strip():
+            evaluator = cel.Evaluator(self.env, self.eligibility_expression, self.name)
+        eligible = set(self._eligible_ids(candidate_ids, evaluator))
+        Membership = self.env["g2p.program.membership"].with_context(tracking_disable=True)
+        Membership.flush_model()
+        first, last = id_range or (None, None)
+        self.env.cr.execute(
+            """SELECT partner_id, id, state FROM g2p_program_membership
+               WHERE program_id = %s AND (%s IS NULL OR partner_id >= %s) AND (%s IS NULL OR partner_id <= %s)""",
+            [self.id, first, first, last, last],
+        )
+        existing = {pid: (mid, state) for pid, mid, state in self.env.cr.fetchall()}
+        today = fields.Date.context_today(self)
+        new_vals = [
+            {"program_id": self.id, "partner_id": pid, "state": "enrolled", "enrollment_date": today}
+            for pid in sorted(eligible)
+            if pid not in existing
+        ]
+        back = [
+            mid
+            for pid, (mid, state) in existing.items()
+            if pid in eligible and state in ("draft", "not_eligible")
+        ]
+        failing = [
+            mid for pid, (mid, state) in existing.items() if state == "enrolled" and pid not in eligible
+        ]
+        for start in range(0, len(new_vals), BATCH_SIZE):
+            Membership.create(new_vals[start : start + BATCH_SIZE])
+        if back:
+            Membership.browse(back).write({"state": "enrolled", "enrollment_date": today})
+        if failing:
+            Membership.browse(failing).write({"state": "not_eligible"})
+        if evaluator:
+            evaluator.log_errors()
+        return len(new_vals) + len(back), len(failing), evaluator.errors if evaluator else 0
+
+    def _post_enrollment_message(self, enrolled, not_eligible, errors):
+        parts = []
+        parts.append(_("%s registrant(s) enrolled.", enrolled))
+        parts.append(_("%s no longer eligible.", not_eligible))
+        if errors:
+            parts.append(
+                _("%s skipped: the eligibility expression failed on them (see the server log).", errors)
+            )
+        self.message_post(body=" ".join(parts))
+
+    # ------------------------------------------------------------------
+    # Cycles
+    # ------------------------------------------------------------------
+    def create_new_cycle(self):
+        """Create the program's next cycle and copy its enrolled beneficiaries into it.
+
+        The first cycle starts on ``start_date``, each next one the day after the
+        previous one ends; ``end_date`` = start + ``cycle_duration`` - 1 (inclusive).
+        Above the async threshold the cycle memberships are created by queue_job jobs,
+        the cycle ``locked`` meanwhile.
+
+        :return: int, the new g2p.cycle id.
+        :raise UserError: the program is locked or ended.
+        """
+        self.ensure_one()
+        self.check_access_rights("write")
+        self.check_access_rule("write")
+        self._check_active()
+        self._check_unlocked()
+        return self.env["g2p.cycle"]._create_next_for(self).id

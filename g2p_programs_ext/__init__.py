@@ -1,1 +1,4 @@
-from . import cel, models
+from . import cel
+from . import ern
+from . import models
+from . import wizards

@@ -1,9 +1,11 @@
-from . import (
-    g2p_cycle,
-    g2p_cycle_membership,
-    g2p_group_membership,
-    g2p_program,
-    g2p_program_membership,
-    queue_job,
-    res_partner,
-)
+from . import res_partner
+from . import g2p_group_membership
+from . import g2p_program
+from . import g2p_program_membership
+from . import g2p_cycle
+from . import g2p_cycle_membership
+from . import g2p_entitlement_base
+from . import g2p_entitlement_manager_base
+from . import g2p_entitlement_manager_cash
+from . import g2p_entitlement
+from . import queue_job

@@ -2,9 +2,14 @@ import logging
 
 from dateutil.relativedelta import relativedelta
 
-from odoo import _, api, fields, models
-from odoo.addons.queue_job.delay import chain, group
-from odoo.exceptions import AccessError, UserError
+from odoo import _
+from odoo import api
+from odoo import fields
+from odoo import models
+from odoo.addons.queue_job.delay import chain
+from odoo.addons.queue_job.delay import group
+from odoo.exceptions import AccessError
+from odoo.exceptions import UserError
 
 _logger = logging.getLogger(__name__)
 
@@ -67,6 +72,12 @@ class G2PCycle(models.Model):
     cycle_membership_ids = fields.One2many("g2p.cycle.membership", "cycle_id", string="Beneficiaries")
     beneficiary_count = fields.Integer(compute="_compute_beneficiary_count")
 
+    # ------------------------------------------------------------------
+    # Entitlements
+    # ------------------------------------------------------------------
+    entitlement_ids = fields.One2many("g2p.entitlement", "cycle_id", string="Cash entitlements")
+    entitlement_count = fields.Integer(compute="_compute_entitlement_count", string="Cash entitlements")
+
     _sql_constraints = [
         ("dates_ordered", "CHECK (end_date >= start_date)", "A cycle cannot end before it starts."),
         (
@@ -84,6 +95,13 @@ class G2PCycle(models.Model):
         )
         for cycle in self:
             cycle.beneficiary_count = counts.get(cycle, 0)
+
+    def _compute_entitlement_count(self):
+        counts = dict(
+            self.env["g2p.entitlement"]._read_group([("cycle_id", "in", self.ids)], ["cycle_id"], ["__count"])
+        )
+        for cycle in self:
+            cycle.entitlement_count = counts.get(cycle, 0)
 
     # ------------------------------------------------------------------
     # Creation
@@ -280,7 +298,185 @@ class G2PCycle(models.Model):
     @api.model
     def _entitlement_models(self):
         """Names of the entitlement models that use the lifecycle (each addon adds its own)."""
-        return []
+        return ["g2p.entitlement"]
+
+    @api.model
+    def _entitlement_manager_models(self):
+        """Names of the entitlement manager models (each addon adds its own)."""
+        return ["g2p.program.entitlement.manager.cash"]
+
+    def _managers(self):
+        self.ensure_one()
+        managers = []
+        for model in self._entitlement_manager_models():
+            managers += list(self.env[model].sudo().search([("program_id", "=", self.program_id.id)]))
+        return managers
+
+    # ------------------------------------------------------------------
+    # Entitlements
+    # ------------------------------------------------------------------
+    def prepare_entitlement(self):
+        """Build the draft entitlements of every enrolled cycle member, from every
+        entitlement manager of the program (cash: one per beneficiary; in-kind: one per
+        beneficiary and item).
+
+        Idempotent: a second call, or two at once, adds nothing (what exists is skipped;
+        database unique constraints are the last word; concurrent calls serialize on the
+        cycle row). Above the async threshold (system parameter
+        ``g2p_programs_ext.async_threshold``) it runs as queue_job jobs of id-sliced
+        batches and the cycle stays ``locked`` until the last one ends.
+
+        :return: int, the number of entitlements created (0 when queued).
+        :raise UserError: the cycle is not draft, is locked, or the program has no manager.
+        """
+        self.ensure_one()
+        self.check_access_rights("write")
+        self.check_access_rule("write")
+        if not self.env.su and not self.env.user.has_group("g2p_programs_ext.group_program_officer"):
+            raise AccessError(_("[not_allowed] Only program officers prepare entitlements."))
+        if self.state != "draft":
+            raise UserError(
+                _(
+                    "[wrong_state] Cycle %(name)s is %(state)s: entitlements are prepared while it is Draft.",
+                    name=self.name,
+                    state=dict(CYCLE_STATES)[self.state],
+                )
+            )
+        self._check_unlocked()
+        if not self._managers():
+            raise UserError(
+                _(
+                    "[no_manager] Program %s has no entitlement manager: a program manager adds one "
+                    "(cash or in-kind) on the program first.",
+                    self.program_id.name,
+                )
+            )
+        # Serialize concurrent calls on the cycle row: the second one waits, then fails
+        # to serialize and is retried by Odoo, seeing what the first one created.
+        self.env.cr.execute("SELECT id FROM g2p_cycle WHERE id = %s FOR UPDATE", [self.id])
+        partner_ids = self._member_ids()
+        if len(partner_ids) > self.program_id._async_threshold():
+            self._lock(_("preparing entitlements"))
+            jobs = [
+                self.delayable(
+                    description=_("%(c)s: prepare entitlements from id %(a)s", c=self.name, a=partner_ids[i]),
+                    identity_key="g2p.cycle.prepare:%s:%s" % (self.id, partner_ids[i]),
+                )._job_prepare_entitlements(
+                    partner_ids[i], partner_ids[min(i + BATCH_SIZE, len(partner_ids)) - 1]
+                )
+                for i in range(0, len(partner_ids), BATCH_SIZE)
+            ]
+            finish = self.delayable(description=_("%s: entitlements prepared", self.name))._job_unlock(
+                _(
+                    "Entitlements prepared for %s beneficiaries (see each job's result for its counts).",
+                    len(partner_ids),
+                )
+            )
+            chain(group(*jobs), finish).delay()
+            return 0
+        created, skipped = self._prepare_entitlements_for(partner_ids)
+        self._post_prepare_message(created, skipped)
+        return created
+
+    def _member_ids(self, id_range=(None, None)):
+        self.env["g2p.cycle.membership"].flush_model()
+        first, last = id_range
+        self.env.cr.execute(
+            """SELECT partner_id FROM g2p_cycle_membership
+               WHERE cycle_id = %s AND state = 'enrolled'
+                 AND (%s IS NULL OR partner_id >= %s) AND (%s IS NULL OR partner_id <= %s)
+               ORDER BY partner_id""",
+            [self.id, first, first, last, last],
+        )
+        return [row[0] for row in self.env.cr.fetchall()]
+
+    def _prepare_entitlements_for(self, partner_ids):
+        """Create the missing entitlements of ``partner_ids``. Returns (created, skipped)."""
+        created = skipped = 0
+        for manager in self._managers():
+            Model = (
+                self.env[manager._entitlement_model()]
+                .sudo()
+                .with_context(tracking_disable=True, mail_create_nolog=True, mail_notrack=True)
+            )
+            for start in range(0, len(partner_ids), BATCH_SIZE):
+                vals, batch_skipped = manager._prepare_entitlements(
+                    self, partner_ids[start : start + BATCH_SIZE]
+                )
+                if vals:
+                    Model.create(vals)
+                created += len(vals)
+                skipped += batch_skipped
+        return created, skipped
+
+    def _job_prepare_entitlements(self, first_id, last_id):
+        """Job: prepare the entitlements of the members with ids in [first_id, last_id];
+        adds nothing when run twice."""
+        self.ensure_one()
+        created, skipped = self._prepare_entitlements_for(self._member_ids((first_id, last_id)))
+        return _("%(c)s entitlements created, %(s)s skipped", c=created, s=skipped)
+
+    def _post_prepare_message(self, created, skipped):
+        body = _("%s entitlements prepared.", created)
+        if skipped:
+            body += " " + _(
+                "%s skipped: a condition or formula failed on them or gave no positive figure (see the server log).",
+                skipped,
+            )
+        self.message_post(body=body)
+
+    def validate_entitlement(self):
+        """Approve the ``pending_validation`` entitlements of an approved cycle that the
+        user may validate (the managers' validation groups decide). In-kind entitlements
+        first check the whole cycle's needs against stock and, when any product is
+        short, nothing is approved.
+
+        :return: int, the number of entitlements approved.
+        :raise UserError: the cycle is not approved, or stock is short.
+        :raise AccessError: the user is not a validator.
+        """
+        self.ensure_one()
+        if not self.env.su and not self.env.user.has_group("g2p_programs_ext.group_program_validator"):
+            raise AccessError(_("[not_allowed] Only entitlement validators approve entitlements."))
+        if self.state != "approved":
+            raise UserError(
+                _(
+                    "[cycle_not_approved] Cycle %(name)s is %(state)s: approve the cycle before its entitlements.",
+                    name=self.name,
+                    state=dict(CYCLE_STATES)[self.state],
+                )
+            )
+        user_groups = self.env.user.groups_id
+        approved = 0
+        for model in self._entitlement_models():
+            pending = (
+                self.env[model]
+                .sudo()
+                .search([("cycle_id", "=", self.id), ("state", "=", "pending_validation")])
+            )
+            groups = pending._validation_groups()
+            mine = pending.browse(
+                [e.id for e in pending if groups.get(e.id) and (self.env.su or groups[e.id] in user_groups)]
+            )
+            if pending and not mine and not any(groups.values()):
+                raise UserError(
+                    _(
+                        "[no_validation_group] The entitlement managers of %s have no validation group: "
+                        "a program manager sets one on each manager.",
+                        self.program_id.name,
+                    )
+                )
+            if mine:
+                mine.with_user(self.env.user).approve_entitlement()
+                approved += len(mine)
+        return approved
+
+    def action_open_entitlements(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("g2p_programs_ext.g2p_entitlement_action")
+        action["domain"] = [("cycle_id", "=", self.id)]
+        action["context"] = {"search_default_group_state": 1}
+        return action
 
     # ------------------------------------------------------------------
     # Smart buttons

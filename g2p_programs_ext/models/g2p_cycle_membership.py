@@ -1,4 +1,5 @@
-from odoo import fields, models
+from odoo import fields
+from odoo import models
 
 from .g2p_program_membership import MEMBERSHIP_STATES
 

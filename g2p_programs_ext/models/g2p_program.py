@@ -1,8 +1,13 @@
 import logging
 
-from odoo import _, api, fields, models
-from odoo.addons.queue_job.delay import chain, group
-from odoo.exceptions import UserError, ValidationError
+from odoo import _
+from odoo import api
+from odoo import fields
+from odoo import models
+from odoo.addons.queue_job.delay import chain
+from odoo.addons.queue_job.delay import group
+from odoo.exceptions import UserError
+from odoo.exceptions import ValidationError
 from odoo.osv import expression
 from odoo.tools.safe_eval import safe_eval
 
@@ -72,6 +77,13 @@ class G2PProgram(models.Model):
     # ------------------------------------------------------------------
     program_membership_ids = fields.One2many("g2p.program.membership", "program_id", string="Memberships")
     beneficiary_count = fields.Integer(compute="_compute_counts", string="Enrolled")
+
+    # ------------------------------------------------------------------
+    # Entitlement managers (one of each kind; cash and in-kind together: a basket)
+    # ------------------------------------------------------------------
+    entitlement_manager_cash_ids = fields.One2many(
+        "g2p.program.entitlement.manager.cash", "program_id", string="Cash entitlement manager"
+    )
 
     _sql_constraints = [
         ("cycle_duration_positive", "CHECK (cycle_duration > 0)", "A cycle lasts at least one day."),

@@ -1,1 +1,4 @@
-from . import test_programs, test_registry, test_roles
+from . import test_roles
+from . import test_registry
+from . import test_programs
+from . import test_entitlements

@@ -1,0 +1,389 @@
+import logging
+
+from odoo import _
+from odoo import api
+from odoo import fields
+from odoo import models
+from odoo.exceptions import AccessError
+from odoo.exceptions import UserError
+
+from .. import ern
+
+_logger = logging.getLogger(__name__)
+
+ENTITLEMENT_STATES = [
+    ("draft", "Draft"),
+    ("pending_validation", "Pending validation"),
+    ("approved", "Approved"),
+    ("transferred", "Transferred"),
+    ("redeemed", "Redeemed"),
+    ("partially_redeemed", "Partially redeemed"),
+    ("rejected", "Rejected"),
+    ("cancelled", "Cancelled"),
+    ("expired", "Expired"),
+]
+# Action -> (the states it may start from, the state it leads to). Anything else is refused.
+ENTITLEMENT_TRANSITIONS = {
+    "submit": (("draft",), "pending_validation"),
+    "approve": (("pending_validation",), "approved"),
+    "transfer": (("approved",), "transferred"),
+    "redeem": (("approved", "transferred"), "redeemed"),
+    "redeem_partially": (("approved", "transferred"), "partially_redeemed"),
+    "reverse": (("redeemed",), "approved"),
+    "reject": (("draft", "pending_validation", "approved"), "rejected"),
+    "cancel": (("draft", "pending_validation", "approved", "transferred"), "cancelled"),
+    "expire": (("approved", "transferred"), "expired"),
+    "reset": (("pending_validation", "rejected", "cancelled"), "draft"),
+}
+REJECTION_REASONS = [
+    ("declined", "Declined by the beneficiary"),
+    ("account_missing", "Account missing"),
+    ("other", "Other"),
+]
+SQL_BATCH = 5000
+
+
+class G2PEntitlementBase(models.AbstractModel):
+    """The entitlement lifecycle, shared by cash (``g2p.entitlement``) and in-kind
+    (``g2p.entitlement.inkind``) entitlements.
+
+    Batch operations write the state with one SQL statement per slice and log one
+    message on the cycle, not one per entitlement."""
+
+    _name = "g2p.entitlement.base"
+    _description = "Entitlement lifecycle"
+    _inherit = ["mail.thread"]
+    _order = "id desc"
+    _check_company_auto = True
+
+    # ------------------------------------------------------------------
+    # Who and when
+    # ------------------------------------------------------------------
+    code = fields.Char(
+        string="ERN", readonly=True, copy=False, index=True, help="Entitlement reference number."
+    )
+    partner_id = fields.Many2one(
+        "res.partner", string="Beneficiary", required=True, index=True, ondelete="restrict", readonly=True
+    )
+    cycle_id = fields.Many2one("g2p.cycle", required=True, index=True, ondelete="restrict", readonly=True)
+    program_id = fields.Many2one(related="cycle_id.program_id", store=True, index=True)
+    company_id = fields.Many2one(related="cycle_id.company_id", store=True, index=True)
+    valid_from = fields.Date(compute="_compute_validity", store=True, readonly=False, precompute=True)
+    valid_until = fields.Date(compute="_compute_validity", store=True, readonly=False, precompute=True)
+
+    # ------------------------------------------------------------------
+    # Lifecycle
+    # ------------------------------------------------------------------
+    state = fields.Selection(ENTITLEMENT_STATES, default="draft", required=True, index=True, readonly=True)
+    date_approved = fields.Datetime(readonly=True, copy=False)
+    approved_by_id = fields.Many2one("res.users", readonly=True, copy=False)
+    rejection_reason = fields.Selection(REJECTION_REASONS, readonly=True, copy=False)
+    rejection_note = fields.Text(readonly=True, copy=False)
+
+    @api.depends("cycle_id")
+    def _compute_validity(self):
+        for entitlement in self:
+            if not entitlement.valid_from:
+                entitlement.valid_from = entitlement.cycle_id.start_date
+            if not entitlement.valid_until:
+                entitlement.valid_until = entitlement.cycle_id.end_date
+
+    def _compute_display_name(self):
+        for entitlement in self:
+            entitlement.display_name = entitlement.code or _(
+                "Draft entitlement of %s", entitlement.partner_id.name
+            )
+
+    # ------------------------------------------------------------------
+    # Transitions
+    # ------------------------------------------------------------------
+    def _check_transition(self, action):
+        """Return the state ``action`` leads to; raise UserError naming the first
+        entitlement of ``self`` whose state does not allow it (nothing changes)."""
+        sources, target = ENTITLEMENT_TRANSITIONS[action]
+        labels = dict(ENTITLEMENT_STATES)
+        wrong = self.filtered(lambda e: e.state not in sources)
+        if wrong:
+            raise UserError(
+                _(
+                    "[wrong_state] Entitlement %(name)s is %(state)s: it can only become %(target)s "
+                    "from %(sources)s. Nothing was changed (%(count)s of %(total)s selected are in the wrong state).",
+                    name=wrong[0].display_name,
+                    state=labels[wrong[0].state],
+                    target=labels[target],
+                    sources=_(" or ").join(labels[s] for s in sources),
+                    count=len(wrong),
+                    total=len(self),
+                )
+            )
+        return target
+
+    def _set_state(self, target, extra_sql="", extra_params=()):
+        """Write ``target`` on all of ``self`` with one UPDATE per slice (no per-record
+        chatter or tracking); callers check the transition and log once per batch."""
+        self.flush_recordset()
+        table = self._table
+        for start in range(0, len(self.ids), SQL_BATCH):
+            ids = self.ids[start : start + SQL_BATCH]
+            self.env.cr.execute(
+                f"UPDATE {table} SET state = %s, write_uid = %s, write_date = now() at time zone 'UTC'"
+                f"{extra_sql} WHERE id = ANY(%s)",
+                [target, self.env.uid, *extra_params, ids],
+            )
+        self.invalidate_recordset()
+        self.modified(["state"])
+
+    def _log_on_cycles(self, message):
+        """One message per cycle for a batch operation on its entitlements."""
+        for cycle in self.cycle_id:
+            count = len(self.filtered(lambda e, c=cycle: e.cycle_id == c))
+            cycle.message_post(
+                body=_("%(msg)s (%(count)s %(model)s)", msg=message, count=count, model=self._description)
+            )
+
+    def _check_group(self, xmlid):
+        if not self.env.su and not self.env.user.has_group(xmlid):
+            raise AccessError(
+                _(
+                    "[not_allowed] Only the group %s may do this on entitlements.",
+                    self.env.ref(xmlid).display_name,
+                )
+            )
+
+    # ------------------------------------------------------------------
+    # Hooks for the entitlement models
+    # ------------------------------------------------------------------
+    def _validation_groups(self):
+        """{entitlement id: res.groups} the validation group of the manager that made each entitlement."""
+        raise NotImplementedError
+
+    def _before_approve(self):
+        """Called after every check and before the state changes (in-kind: stock)."""
+
+    def _release(self):
+        """Called when approved entitlements are rejected, cancelled or expired (in-kind: stock)."""
+
+    def _redeemed_quantity_field(self):
+        """Name of the stored field holding what was redeemed (0 = nothing)."""
+        raise NotImplementedError
+
+    @api.model
+    def _cycle_submitted(self, cycles):
+        """Cycles went to ``to_approve``: their draft entitlements wait for validation."""
+        drafts = self.sudo().search([("cycle_id", "in", cycles.ids), ("state", "=", "draft")])
+        drafts._set_state(drafts._check_transition("submit"))
+        if drafts:
+            drafts._log_on_cycles(_("Submitted for validation"))
+
+    @api.model
+    def _cycle_cancelled(self, cycles):
+        """Cycles were cancelled: their unredeemed entitlements are cancelled."""
+        open_ones = self.sudo().search(
+            [("cycle_id", "in", cycles.ids), ("state", "in", ENTITLEMENT_TRANSITIONS["cancel"][0])]
+        )
+        open_ones = open_ones.filtered(lambda e: not e[e._redeemed_quantity_field()])
+        open_ones._do_cancel()
+
+    # ------------------------------------------------------------------
+    # Public methods (the contract)
+    # ------------------------------------------------------------------
+    def approve_entitlement(self):
+        """Approve entitlements (the list's *Action > Approve*).
+
+        Needs, for every entitlement: its cycle ``approved``, state
+        ``pending_validation``, its manager's validation group set and the user in it.
+        A batch where one entitlement fails a check is refused whole, naming it; nothing
+        changes. Sets the ERN (``code``), ``date_approved`` and ``approved_by_id``.
+
+        :return: True
+        :raise UserError: wrong state, cycle not approved, no validation group.
+        :raise AccessError: the user is not a validator or not in a validation group.
+        """
+        self._check_group("g2p_programs_ext.group_program_validator")
+        self.check_access_rule("read")
+        if not self:
+            return True
+        records = self.sudo().with_context(tracking_disable=True)
+        target = records._check_transition("approve")
+        not_approved = records.cycle_id.filtered(lambda c: c.state != "approved")
+        if not_approved:
+            raise UserError(
+                _(
+                    "[cycle_not_approved] Cycle %(cycle)s is %(state)s: entitlements can only be approved once "
+                    "their cycle is approved. Ask a cycle approver to approve it first.",
+                    cycle=not_approved[0].name,
+                    state=dict(not_approved[0]._fields["state"].selection)[not_approved[0].state],
+                )
+            )
+        records.cycle_id._check_unlocked()
+        groups = records._validation_groups()
+        user_groups = self.env.user.groups_id
+        for entitlement in records:
+            group = groups.get(entitlement.id)
+            if not group:
+                raise UserError(
+                    _(
+                        "[no_validation_group] Entitlement %(name)s cannot be approved: its entitlement manager on "
+                        "program %(program)s has no validation group. A program manager sets one on the "
+                        "program's entitlement manager.",
+                        name=entitlement.display_name,
+                        program=entitlement.program_id.name,
+                    )
+                )
+            if not self.env.su and group not in user_groups:
+                raise AccessError(
+                    _(
+                        "[not_in_validation_group] You are not in %(group)s, the validation group of the "
+                        "entitlements of %(program)s (e.g. %(name)s).",
+                        group=group.display_name,
+                        program=entitlement.program_id.name,
+                        name=entitlement.display_name,
+                    )
+                )
+        records._before_approve()
+        records._assign_codes()
+        records._set_state(
+            target, ", date_approved = now() at time zone 'UTC', approved_by_id = %s", [self.env.uid]
+        )
+        records._log_on_cycles(_("Approved by %s", self.env.user.name))
+        return True
+
+    def action_reject(self, reason, note=False):
+        """Reject entitlements (draft, pending validation or approved) with ``reason``
+        (one of ``declined``, ``account_missing``, ``other``) and an optional note.
+        Approved in-kind entitlements give back their stock reservation.
+
+        :return: True
+        :raise UserError: wrong state or unknown reason.
+        """
+        self._check_group("g2p_programs_ext.group_program_validator")
+        self.check_access_rule("read")
+        if reason not in dict(REJECTION_REASONS):
+            raise UserError(
+                _(
+                    "[bad_reason] %(reason)s is not a rejection reason; use one of %(reasons)s.",
+                    reason=reason,
+                    reasons=", ".join(dict(REJECTION_REASONS)),
+                )
+            )
+        records = self.sudo()
+        target = records._check_transition("reject")
+        records.filtered(lambda e: e.state == "approved")._release()
+        records._set_state(target, ", rejection_reason = %s, rejection_note = %s", [reason, note or None])
+        labels = dict(REJECTION_REASONS)
+        records._log_on_cycles(
+            _(
+                "Rejected by %(user)s: %(reason)s. %(note)s",
+                user=self.env.user.name,
+                reason=labels[reason],
+                note=note or "",
+            )
+        )
+        if len(records) == 1:
+            records.message_post(
+                body=_("Rejected: %(reason)s. %(note)s", reason=labels[reason], note=note or "")
+            )
+        return True
+
+    def action_cancel(self):
+        """Cancel entitlements (program managers). Approved in-kind entitlements give
+        back their stock reservation. :return: True. :raise UserError: wrong state."""
+        self._check_group("g2p_programs_ext.group_program_manager")
+        self.check_access_rule("read")
+        self.sudo()._do_cancel()
+        return True
+
+    def _do_cancel(self):
+        if not self:
+            return
+        target = self._check_transition("cancel")
+        self.filtered(lambda e: e.state in ("approved", "transferred"))._release()
+        self._set_state(target)
+        self._log_on_cycles(_("Cancelled by %s", self.env.user.name))
+
+    def action_reset_to_draft(self):
+        """Back to draft, only from pending validation, rejected or cancelled (program
+        managers); the ERN and approval are cleared. :return: True. :raise UserError: wrong state."""
+        self._check_group("g2p_programs_ext.group_program_manager")
+        self.check_access_rule("read")
+        records = self.sudo()
+        target = records._check_transition("reset")
+        records._set_state(
+            target,
+            ", code = NULL, date_approved = NULL, approved_by_id = NULL, rejection_reason = NULL, rejection_note = NULL",
+        )
+        records._log_on_cycles(_("Reset to draft by %s", self.env.user.name))
+        return True
+
+    # ------------------------------------------------------------------
+    # ERN
+    # ------------------------------------------------------------------
+    def _assign_codes(self):
+        """Give each entitlement of ``self`` without one a new unique ERN (one UPDATE per slice)."""
+        todo = self.filtered(lambda e: not e.code)
+        if not todo:
+            return
+        codes = self._new_codes(len(todo))
+        for start in range(0, len(todo), SQL_BATCH):
+            pairs = list(
+                zip(todo.ids[start : start + SQL_BATCH], codes[start : start + SQL_BATCH], strict=True)
+            )
+            self.env.cr.execute(
+                f"UPDATE {self._table} t SET code = v.code FROM unnest(%s::int[], %s::varchar[]) AS v(id, code) "
+                "WHERE t.id = v.id",
+                [[p[0] for p in pairs], [p[1] for p in pairs]],
+            )
+        todo.invalidate_recordset(["code"])
+
+    @api.model
+    def _new_codes(self, count):
+        """``count`` new ERNs (display form), unused by every entitlement model."""
+        codes = set()
+        while len(codes) < count:
+            batch = {ern.display(ern.generate()) for _i in range(count - len(codes))}
+            batch -= codes
+            codes |= batch - self._codes_in_use(batch)
+        return list(codes)
+
+    @api.model
+    def _codes_in_use(self, codes):
+        used = set()
+        for model in self.env["g2p.cycle"]._entitlement_models():
+            table = self.env[model]._table
+            self.env.cr.execute(f"SELECT code FROM {table} WHERE code = ANY(%s)", [list(codes)])
+            used |= {row[0] for row in self.env.cr.fetchall()}
+        return used
+
+    @api.model
+    def _find_by_code(self, code):
+        """The entitlement (of any entitlement model) whose ERN is ``code`` (with or
+        without dashes, any case), or an empty recordset of this model."""
+        normalized = ern.display(ern.normalize(code))
+        for model in self.env["g2p.cycle"]._entitlement_models():
+            found = self.env[model].search([("code", "=", normalized)], limit=1)
+            if found:
+                return found
+        return self.browse()
+
+    # ------------------------------------------------------------------
+    # Expiry (daily scheduled action)
+    # ------------------------------------------------------------------
+    @api.model
+    def _cron_expire(self):
+        """Approved entitlements past ``valid_until`` with nothing redeemed become
+        ``expired`` (and release their stock), for every entitlement model."""
+        today = fields.Date.context_today(self)
+        for model in self.env["g2p.cycle"]._entitlement_models():
+            Model = self.env[model].sudo()
+            expired = Model.search(
+                [
+                    ("state", "in", ENTITLEMENT_TRANSITIONS["expire"][0]),
+                    ("valid_until", "<", today),
+                    (Model._redeemed_quantity_field(), "=", 0),
+                ]
+            )
+            if expired:
+                expired._release()
+                expired._set_state(expired._check_transition("expire"))
+                expired._log_on_cycles(_("Expired: valid until passed with nothing redeemed"))
+        return True

@@ -1,0 +1,200 @@
+import logging
+
+from odoo import _
+from odoo import api
+from odoo import fields
+from odoo import models
+from odoo.exceptions import UserError
+from odoo.exceptions import ValidationError
+
+from .. import cel
+
+_logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 5000
+
+
+class G2PEntitlementManagerBase(models.AbstractModel):
+    """What every entitlement manager has: its program and its validation group.
+    One manager of each kind per program (a program with several kinds is a basket)."""
+
+    _name = "g2p.program.entitlement.manager.base"
+    _description = "Entitlement manager"
+    _check_company_auto = True
+
+    name = fields.Char(required=True, default=lambda self: self._description)
+    program_id = fields.Many2one("g2p.program", required=True, index=True, ondelete="cascade")
+    company_id = fields.Many2one(related="program_id.company_id", store=True)
+    validation_group_id = fields.Many2one(
+        "res.groups",
+        string="Validation group",
+        help="Users in this group may approve the entitlements this manager makes. "
+        "Approval is refused while it is empty.",
+    )
+
+    _sql_constraints = [
+        ("program_uniq", "unique(program_id)", "A program has at most one entitlement manager of each kind."),
+    ]
+
+    def _entitlement_model(self):
+        """Name of the entitlement model this manager makes."""
+        raise NotImplementedError
+
+    def _prepare_entitlements(self, cycle, partner_ids):
+        """Values of the entitlements to create for ``partner_ids`` (res.partner ids,
+        enrolled cycle members that have none yet). Returns (vals list, skipped count)."""
+        raise NotImplementedError
+
+    def _existing_keys(self, cycle, partner_ids):
+        """Keys already generated for these beneficiaries (to stay idempotent)."""
+        raise NotImplementedError
+
+
+class G2PEntitlementItemMixin(models.AbstractModel):
+    """What every entitlement item has: who it applies to (a domain and/or a CEL
+    condition), a CEL formula for its figure, and a multiplier field with a cap."""
+
+    _name = "g2p.program.entitlement.item.mixin"
+    _description = "Entitlement item"
+    _order = "sequence, id"
+
+    sequence = fields.Integer(default=10)
+    condition = fields.Text(help="Odoo domain on the beneficiary (res.partner); empty: everyone.")
+    condition_expression = fields.Text(string="Condition (CEL)", help="CEL condition on `me` and `members`.")
+    formula = fields.Text(
+        string="Formula (CEL)",
+        help="CEL expression giving the figure; `base_amount` / `base_quantity` hold the item's own.",
+    )
+    multiplier_field = fields.Char(
+        help="Name of an integer field of the beneficiary (res.partner), e.g. household_size."
+    )
+    max_multiplier = fields.Integer(default=0, help="Cap on the multiplier; 0: no cap.")
+
+    _sql_constraints = [
+        ("max_multiplier_positive", "CHECK (max_multiplier >= 0)", "The multiplier cap cannot be negative."),
+    ]
+
+    def _item_label(self):
+        self.ensure_one()
+        return _("Item %s", self.display_name)
+
+    @api.constrains("condition")
+    def _check_condition(self):
+        for item in self:
+            self.env["g2p.program"]._parse_domain(
+                item.condition, _("The condition of %s", item._item_label())
+            )
+
+    @api.constrains("condition_expression", "formula")
+    def _check_expressions(self):
+        for item in self:
+            cel.check_expression(item.condition_expression, _("The condition of %s", item._item_label()))
+            cel.check_expression(item.formula, _("The formula of %s", item._item_label()))
+
+    @api.constrains("multiplier_field")
+    def _check_multiplier_field(self):
+        for item in self.filtered("multiplier_field"):
+            field = self.env["res.partner"]._fields.get(item.multiplier_field)
+            if not field or field.type != "integer":
+                raise ValidationError(
+                    _(
+                        "[bad_multiplier_field] %(item)s: %(field)s is not an integer field of registrants "
+                        "(e.g. household_size).",
+                        item=item._item_label(),
+                        field=item.multiplier_field,
+                    )
+                )
+
+    def _base_figure(self):
+        """The item's own figure (amount or quantity), a float."""
+        raise NotImplementedError
+
+    def _base_variable(self):
+        """The CEL name the formula reads the item's figure from."""
+        raise NotImplementedError
+
+    def _figures(self, partner_ids):
+        """The item's figure for each of ``partner_ids`` (res.partner ids).
+
+        figure = formula result (else the item's own), times the multiplier field's
+        value when one is set (capped at max_multiplier unless 0). Beneficiaries outside
+        the condition get none; on whom a CEL expression fails, or whose formula gives
+        something that is not a positive finite number, are skipped and counted.
+
+        :return: ({partner id: figure (float, > 0)}, skipped count)
+        """
+        self.ensure_one()
+        ids = list(partner_ids)
+        if self.condition and self.condition.strip():
+            domain = self.env["g2p.program"]._parse_domain(self.condition, self._item_label())
+            ids = (
+                self.env["res.partner"]
+                .sudo()
+                .with_context(active_test=False)
+                ._search([("id", "in", ids), *domain], order="id")
+                .get_result_ids()
+            )
+        skipped = 0
+        if self.condition_expression and self.condition_expression.strip():
+            evaluator = cel.Evaluator(self.env, self.condition_expression, self._item_label())
+            results = evaluator.results(ids)
+            ids = [pid for pid in ids if results.get(pid) is True]
+            skipped += evaluator.errors
+            evaluator.log_errors()
+        base = float(self._base_figure() or 0.0)
+        if self.formula and self.formula.strip():
+            evaluator = cel.Evaluator(self.env, self.formula, self._item_label())
+            raw = evaluator.results(ids, {self._base_variable(): base})
+            evaluator.log_errors()
+            figures = {}
+            for pid in ids:
+                value = cel.positive_number(raw.get(pid))
+                if value is None:
+                    skipped += 1
+                else:
+                    figures[pid] = value
+        else:
+            figures = dict.fromkeys(ids, base) if base > 0 else {}
+        if self.multiplier_field and figures:
+            values = self._multipliers(list(figures))
+            figures = {pid: fig * values[pid] for pid, fig in figures.items() if values.get(pid, 0) > 0}
+        return figures, skipped
+
+    def _multipliers(self, partner_ids):
+        partners = self.env["res.partner"].sudo().browse(partner_ids)
+        values = {}
+        for start in range(0, len(partner_ids), BATCH_SIZE):
+            for row in partners[start : start + BATCH_SIZE].read([self.multiplier_field]):
+                value = row[self.multiplier_field] or 0
+                values[row["id"]] = min(value, self.max_multiplier) if self.max_multiplier else value
+        return values
+
+    def action_preview(self):
+        """Count, over the program's enrolled beneficiaries now, how many the item gives
+        something to and how many it would skip (CEL error or a non-positive figure).
+        :return: a notification action (dict)."""
+        self.ensure_one()
+        program = self.manager_id.program_id
+        partner_ids = program.program_membership_ids.filtered(lambda m: m.state == "enrolled").partner_id.ids
+        if not partner_ids:
+            raise UserError(
+                _("[nothing_to_preview] Program %s has no enrolled beneficiary yet.", program.name)
+            )
+        figures, skipped = self._figures(partner_ids)
+        total = sum(figures.values())
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": _("Preview of %s", self._item_label()),
+                "message": _(
+                    "%(given)s of %(all)s beneficiaries get something (total %(total)s); %(skipped)s would be skipped.",
+                    given=len(figures),
+                    all=len(partner_ids),
+                    total=round(total, 2),
+                    skipped=skipped,
+                ),
+                "sticky": True,
+                "type": "warning" if skipped else "info",
+            },
+        }

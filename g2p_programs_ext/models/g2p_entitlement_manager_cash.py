@@ -1,0 +1,106 @@
+from odoo import _
+from odoo import api
+from odoo import fields
+from odoo import models
+from odoo.exceptions import ValidationError
+from odoo.tools import float_round
+
+
+class G2PEntitlementManagerCash(models.Model):
+    _name = "g2p.program.entitlement.manager.cash"
+    _inherit = ["g2p.program.entitlement.manager.base"]
+    _description = "Cash entitlement manager"
+
+    currency_id = fields.Many2one(related="program_id.currency_id")
+    item_ids = fields.One2many(
+        "g2p.program.entitlement.manager.cash.item", "manager_id", string="Items", copy=True
+    )
+    max_amount = fields.Monetary(
+        currency_field="currency_id", help="Cap on a beneficiary's total in a cycle; 0: no cap."
+    )
+    transfer_fee = fields.Monetary(
+        currency_field="currency_id", help="Fee per entitlement, in the program's currency."
+    )
+
+    _sql_constraints = [
+        (
+            "amounts_positive",
+            "CHECK (max_amount >= 0 AND transfer_fee >= 0)",
+            "Cap and fee cannot be negative.",
+        ),
+    ]
+
+    def _entitlement_model(self):
+        return "g2p.entitlement"
+
+    def _existing_keys(self, cycle, partner_ids):
+        self.env["g2p.entitlement"].flush_model(["cycle_id", "partner_id"])
+        self.env.cr.execute(
+            "SELECT partner_id FROM g2p_entitlement WHERE cycle_id = %s AND partner_id = ANY(%s)",
+            [cycle.id, list(partner_ids)],
+        )
+        return {row[0] for row in self.env.cr.fetchall()}
+
+    def _prepare_entitlements(self, cycle, partner_ids):
+        """One cash entitlement per beneficiary: the sum of the items' amounts (in the
+        program's currency), capped at ``max_amount``; none when it is 0.
+
+        :return: (list of g2p.entitlement values, skipped count)
+        """
+        self.ensure_one()
+        existing = self._existing_keys(cycle, partner_ids)
+        todo = [pid for pid in partner_ids if pid not in existing]
+        totals = dict.fromkeys(todo, 0.0)
+        skipped = 0
+        for item in self.item_ids:
+            figures, item_skipped = item._figures(todo)
+            skipped += item_skipped
+            for pid, amount in figures.items():
+                totals[pid] += amount
+        rounding = self.currency_id.rounding
+        vals = []
+        for pid in todo:
+            amount = totals[pid]
+            if self.max_amount:
+                amount = min(amount, self.max_amount)
+            amount = float_round(amount, precision_rounding=rounding)
+            if amount > 0:
+                vals.append(
+                    {
+                        "cycle_id": cycle.id,
+                        "partner_id": pid,
+                        "initial_amount": amount,
+                        "transfer_fee": self.transfer_fee,
+                    }
+                )
+        return vals, skipped
+
+
+class G2PEntitlementManagerCashItem(models.Model):
+    _name = "g2p.program.entitlement.manager.cash.item"
+    _inherit = ["g2p.program.entitlement.item.mixin"]
+    _description = "Cash entitlement item"
+
+    manager_id = fields.Many2one(
+        "g2p.program.entitlement.manager.cash", required=True, ondelete="cascade", index=True
+    )
+    currency_id = fields.Many2one(related="manager_id.currency_id")
+    amount = fields.Monetary(currency_field="currency_id", help="Amount, in the program's currency.")
+
+    @api.constrains("amount")
+    def _check_amount(self):
+        for item in self:
+            if item.amount < 0:
+                raise ValidationError(
+                    _("[negative_amount] %s: the amount cannot be negative.", item._item_label())
+                )
+
+    def _compute_display_name(self):
+        for item in self:
+            item.display_name = item.formula or "%s %s" % (item.amount, item.currency_id.name or "")
+
+    def _base_figure(self):
+        return self.amount
+
+    def _base_variable(self):
+        return "base_amount"

@@ -1,0 +1,304 @@
+import itertools
+from datetime import timedelta
+
+import psycopg2
+
+from odoo.addons.g2p_programs_ext import ern
+from odoo.addons.mail.tests.common import mail_new_test_user
+from odoo.addons.queue_job.tests.common import trap_jobs
+from odoo.exceptions import AccessError
+from odoo.exceptions import UserError
+from odoo.exceptions import ValidationError
+from odoo.tests import tagged
+from odoo.tools import mute_logger
+
+from ..models.g2p_entitlement_base import ENTITLEMENT_STATES
+from ..models.g2p_entitlement_base import ENTITLEMENT_TRANSITIONS
+from .common import G2PCommon
+
+
+class EntitlementCommon(G2PCommon):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # OpenSPP's entitlement-formula guide: a household gets 30.00, plus 10.00 per
+        # child under 5, plus 5.00 per member aged 60 or over, capped.
+        cls.h_kids, _m = cls.make_household(
+            "Kids", [{"birthdate": cls.born(30)}, {"birthdate": cls.born(2)}, {"birthdate": cls.born(4)}]
+        )
+        cls.h_old, _m = cls.make_household("Old", [{"birthdate": cls.born(65)}, {"birthdate": cls.born(70)}])
+        cls.h_plain, _m = cls.make_household("Plain", [{"birthdate": cls.born(35)}])
+        cls.h_many, _m = cls.make_household(
+            "Many", [{"birthdate": cls.born(30)}] + [{"birthdate": cls.born(1)} for _i in range(8)]
+        )
+        cls.households = cls.h_kids | cls.h_old | cls.h_plain | cls.h_many
+        cls.validation_group = cls.env["res.groups"].create({"name": "Cash validators"})
+        cls.validator.groups_id = [(4, cls.validation_group.id)]
+        cls.program = (
+            cls.env["g2p.program"]
+            .with_user(cls.manager)
+            .create({"name": "Cash top-up", "eligibility_domain": "[('id', 'in', %s)]" % cls.households.ids})
+        )
+        cls.manager_cash = (
+            cls.env["g2p.program.entitlement.manager.cash"]
+            .with_user(cls.manager)
+            .create(
+                {
+                    "program_id": cls.program.id,
+                    "validation_group_id": cls.validation_group.id,
+                    "max_amount": 100.0,
+                    "transfer_fee": 1.5,
+                    "item_ids": [
+                        (0, 0, {"amount": 30.0}),
+                        (
+                            0,
+                            0,
+                            {"amount": 0.0, "formula": "10.0 * double(size(members.filter(m, m.age < 5)))"},
+                        ),
+                        (
+                            0,
+                            0,
+                            {"amount": 0.0, "formula": "5.0 * double(size(members.filter(m, m.age >= 60)))"},
+                        ),
+                    ],
+                }
+            )
+        )
+        cls.program.with_user(cls.officer).enroll_eligible_registrants()
+
+    def new_cycle(self):
+        return self.env["g2p.cycle"].browse(self.program.with_user(self.officer).create_new_cycle())
+
+    def approved_cycle(self):
+        cycle = self.new_cycle()
+        cycle.with_user(self.officer).prepare_entitlement()
+        cycle.with_user(self.officer).to_approve()
+        cycle.with_user(self.approver).approve()
+        return cycle
+
+
+@tagged("post_install", "-at_install")
+class TestCashGeneration(EntitlementCommon):
+    def test_guide_amounts(self):
+        cycle = self.new_cycle()
+        self.assertEqual(cycle.with_user(self.officer).prepare_entitlement(), 4)
+        amounts = {e.partner_id: e.initial_amount for e in cycle.entitlement_ids}
+        self.assertEqual(amounts[self.h_kids], 50.0)  # 30 + 2 x 10
+        self.assertEqual(amounts[self.h_old], 40.0)  # 30 + 2 x 5
+        self.assertEqual(amounts[self.h_plain], 30.0)
+        self.assertEqual(amounts[self.h_many], 100.0)  # 30 + 8 x 10 = 110, capped at 100
+        self.assertEqual(set(cycle.entitlement_ids.mapped("transfer_fee")), {1.5})
+        self.assertEqual(set(cycle.entitlement_ids.mapped("state")), {"draft"})
+        self.assertEqual(cycle.entitlement_ids[0].valid_until, cycle.end_date)
+
+    def test_individual_formula(self):
+        person = self.Partner.create({"name": "P", "is_registrant": True, "has_disability": True})
+        other = self.Partner.create({"name": "Q", "is_registrant": True})
+        program = (
+            self.env["g2p.program"]
+            .with_user(self.manager)
+            .create(
+                {
+                    "name": "Disability",
+                    "target_type": "individual",
+                    "eligibility_domain": "[('id', 'in', %s)]" % [person.id, other.id],
+                }
+            )
+        )
+        self.env["g2p.program.entitlement.manager.cash"].with_user(self.manager).create(
+            {"program_id": program.id, "item_ids": [(0, 0, {"formula": "me.has_disability ? 50.0 : 30.0"})]}
+        )
+        program.with_user(self.officer).enroll_eligible_registrants()
+        cycle = self.env["g2p.cycle"].browse(program.with_user(self.officer).create_new_cycle())
+        cycle.with_user(self.officer).prepare_entitlement()
+        amounts = {e.partner_id: e.initial_amount for e in cycle.entitlement_ids}
+        self.assertEqual(amounts, {person: 50.0, other: 30.0})
+
+    def test_multiplier_with_cap_and_condition(self):
+        self.manager_cash.item_ids.unlink()
+        self.manager_cash.write(
+            {
+                "max_amount": 0,
+                "item_ids": [
+                    (0, 0, {"amount": 10.0, "multiplier_field": "household_size", "max_multiplier": 5}),
+                    (0, 0, {"amount": 7.0, "condition": "[('household_size', '=', 1)]"}),
+                ],
+            }
+        )
+        cycle = self.new_cycle()
+        cycle.with_user(self.officer).prepare_entitlement()
+        amounts = {e.partner_id: e.initial_amount for e in cycle.entitlement_ids}
+        self.assertEqual(amounts[self.h_kids], 30.0)
+        self.assertEqual(amounts[self.h_plain], 17.0)
+        self.assertEqual(amounts[self.h_many], 50.0)  # 9 members, capped at 5
+
+    def test_generation_is_idempotent(self):
+        cycle = self.new_cycle()
+        self.assertEqual(cycle.with_user(self.officer).prepare_entitlement(), 4)
+        self.assertEqual(cycle.with_user(self.officer).prepare_entitlement(), 0)
+        self.assertEqual(len(cycle.entitlement_ids), 4)
+
+    def test_formula_errors_skip_and_count(self):
+        self.manager_cash.item_ids.unlink()
+        # a string for some (refused: not a number), a negative for others, an error for one
+        self.manager_cash.item_ids = [
+            (0, 0, {"formula": "me.household_size == 1 ? -5.0 : (me.household_size == 2 ? 20.0 : me.nope)"})
+        ]
+        cycle = self.new_cycle()
+        self.assertEqual(cycle.with_user(self.officer).prepare_entitlement(), 1)
+        self.assertEqual(cycle.entitlement_ids.partner_id, self.h_old)
+        self.assertIn("3 skipped", cycle.message_ids[0].body)
+
+    def test_bad_items_refused_at_save(self):
+        Item = self.env["g2p.program.entitlement.manager.cash.item"].with_user(self.manager)
+        with self.assertRaisesRegex(ValidationError, r"\[negative_amount\]"):
+            Item.create({"manager_id": self.manager_cash.id, "amount": -1})
+        with self.assertRaisesRegex(ValidationError, r"\[invalid_expression\]"):
+            Item.create({"manager_id": self.manager_cash.id, "formula": "me.age *"})
+        with self.assertRaisesRegex(ValidationError, r"\[bad_multiplier_field\].*name"):
+            Item.create({"manager_id": self.manager_cash.id, "amount": 1, "multiplier_field": "name"})
+        with self.assertRaisesRegex(ValidationError, r"\[invalid_domain\]"):
+            Item.create({"manager_id": self.manager_cash.id, "amount": 1, "condition": "[('nope', '=', 1)]"})
+
+    def test_async_generation_equals_sync(self):
+        sync_cycle = self.new_cycle()
+        sync_cycle.with_user(self.officer).prepare_entitlement()
+        expected = {(e.partner_id.id, e.initial_amount) for e in sync_cycle.entitlement_ids}
+        sync_cycle.with_user(self.officer).to_approve()
+        cycle = self.new_cycle()
+        self.env["ir.config_parameter"].sudo().set_param("g2p_programs_ext.async_threshold", "2")
+        with trap_jobs() as trap:
+            self.assertEqual(cycle.with_user(self.officer).prepare_entitlement(), 0)
+            self.assertTrue(cycle.locked)
+            with self.assertRaisesRegex(UserError, r"\[locked\]"):
+                cycle.with_user(self.officer).prepare_entitlement()
+            trap.perform_enqueued_jobs()
+        self.assertFalse(cycle.locked)
+        self.assertEqual({(e.partner_id.id, e.initial_amount) for e in cycle.entitlement_ids}, expected)
+
+    def test_failed_job_unlocks_the_cycle(self):
+        cycle = self.new_cycle()
+        self.env["ir.config_parameter"].sudo().set_param("g2p_programs_ext.async_threshold", "2")
+        cycle.with_user(self.officer).prepare_entitlement()  # jobs stored, not run
+        self.assertTrue(cycle.locked)
+        jobs = self.env["queue.job"].search([("model_name", "=", "g2p.cycle")])
+        job = jobs.filtered(lambda j: j.record_ids == cycle.ids)[:1]
+        self.assertTrue(job)
+        job.write({"state": "failed", "exc_info": "boom"})
+        self.assertFalse(cycle.locked)
+        self.assertIn("background job failed", cycle.message_ids[0].body)
+
+
+@tagged("post_install", "-at_install")
+class TestApproval(EntitlementCommon):
+    def test_approval_needs_an_approved_cycle(self):
+        cycle = self.new_cycle()
+        cycle.with_user(self.officer).prepare_entitlement()
+        cycle.with_user(self.officer).to_approve()
+        entitlements = cycle.entitlement_ids.with_user(self.validator)
+        self.assertEqual(set(entitlements.mapped("state")), {"pending_validation"})
+        with self.assertRaisesRegex(UserError, r"\[cycle_not_approved\]"):
+            entitlements.approve_entitlement()
+        self.assertEqual(set(entitlements.mapped("state")), {"pending_validation"})
+
+    def test_validation_group_enforced(self):
+        cycle = self.approved_cycle()
+        outsider = mail_new_test_user(self.env, login="v2", groups="g2p_programs_ext.group_program_validator")
+        with self.assertRaisesRegex(AccessError, r"\[not_in_validation_group\]"):
+            cycle.entitlement_ids.with_user(outsider).approve_entitlement()
+        with self.assertRaises(AccessError):
+            cycle.entitlement_ids.with_user(self.officer).approve_entitlement()
+        self.assertEqual(cycle.with_user(outsider).validate_entitlement(), 0)
+        self.assertEqual(cycle.with_user(self.validator).validate_entitlement(), 4)
+        approved = cycle.entitlement_ids
+        self.assertEqual(set(approved.mapped("state")), {"approved"})
+        self.assertEqual(approved.approved_by_id, self.validator)
+        self.assertTrue(all(approved.mapped("date_approved")))
+        self.assertTrue(all(ern.is_valid(code) for code in approved.mapped("code")))
+        self.assertEqual(len(set(approved.mapped("code"))), 4)
+
+    def test_empty_validation_group_refused(self):
+        self.manager_cash.validation_group_id = False
+        cycle = self.approved_cycle()
+        with self.assertRaisesRegex(UserError, r"\[no_validation_group\].*program manager sets one"):
+            cycle.entitlement_ids.with_user(self.validator).approve_entitlement()
+
+    def test_batch_refused_whole(self):
+        cycle = self.approved_cycle()
+        entitlements = cycle.entitlement_ids.sorted("id")
+        entitlements[0].with_user(self.validator).action_reject("declined", "moved away")
+        with self.assertRaisesRegex(UserError, r"\[wrong_state\].*Rejected"):
+            entitlements.with_user(self.validator).approve_entitlement()
+        self.assertEqual(set(entitlements[1:].mapped("state")), {"pending_validation"})
+        self.assertFalse(any(entitlements.mapped("code")))
+
+    def test_reject_reasons_and_wizard(self):
+        cycle = self.approved_cycle()
+        entitlements = cycle.entitlement_ids.sorted("id")
+        wizard = (
+            self.env["g2p.entitlement.reject.wizard"]
+            .with_user(self.validator)
+            .with_context(active_model="g2p.entitlement", active_ids=entitlements[:2].ids)
+            .create({"rejection_reason": "account_missing", "rejection_note": "no e-wallet"})
+        )
+        wizard.action_confirm()
+        self.assertEqual(set(entitlements[:2].mapped("rejection_reason")), {"account_missing"})
+        self.assertEqual(set(entitlements[:2].mapped("rejection_note")), {"no e-wallet"})
+        with self.assertRaisesRegex(UserError, r"\[bad_reason\]"):
+            entitlements[2].with_user(self.validator).action_reject("because")
+        entitlements[:2].with_user(self.manager).action_reset_to_draft()
+        self.assertEqual(set(entitlements[:2].mapped("state")), {"draft"})
+        self.assertFalse(any(entitlements[:2].mapped("rejection_reason")))
+
+    def test_expiry(self):
+        cycle = self.approved_cycle()
+        cycle.with_user(self.validator).validate_entitlement()
+        entitlements = cycle.entitlement_ids.sorted("id")
+        entitlements[0].valid_until = self.today - timedelta(days=1)
+        entitlements[1].write({"valid_until": self.today - timedelta(days=1), "amount_redeemed": 5.0})
+        self.env["g2p.entitlement"]._cron_expire()
+        self.assertEqual(entitlements[0].state, "expired")
+        self.assertEqual(entitlements[1].state, "approved")
+        self.assertEqual(entitlements[2].state, "approved")
+
+
+@tagged("post_install", "-at_install")
+class TestTransitionsAndErn(EntitlementCommon):
+    def test_every_transition_allowed_and_refused(self):
+        """Table-driven: for each action and each state, allowed exactly when listed."""
+        cycle = self.new_cycle()
+        cycle.with_user(self.officer).prepare_entitlement()
+        entitlement = cycle.entitlement_ids[0]
+        states = [s for s, _label in ENTITLEMENT_STATES]
+        for action, (sources, target) in ENTITLEMENT_TRANSITIONS.items():
+            for state in states:
+                entitlement.state = state
+                with self.subTest(action=action, state=state):
+                    if state in sources:
+                        self.assertEqual(entitlement._check_transition(action), target)
+                    else:
+                        with self.assertRaisesRegex(UserError, r"\[wrong_state\]"):
+                            entitlement._check_transition(action)
+
+    @mute_logger("odoo.sql_db")
+    def test_code_is_unique_in_database(self):
+        cycle = self.approved_cycle()
+        cycle.with_user(self.validator).validate_entitlement()
+        a, b = cycle.entitlement_ids[:2]
+        with self.assertRaises(psycopg2.IntegrityError), self.env.cr.savepoint():
+            self.env.cr.execute("UPDATE g2p_entitlement SET code = %s WHERE id = %s", [a.code, b.id])
+
+    def test_check_character_catches_single_errors_and_adjacent_swaps(self):
+        charset = ern.ISO7064_CHARSET[:-1]
+        for _i in range(30):
+            code = ern.generate()
+            self.assertTrue(ern.is_valid(code))
+            self.assertTrue(ern.is_valid(ern.display(code).lower()))
+            for pos, char in itertools.product(range(len(code)), charset):
+                if char != code[pos]:
+                    wrong = code[:pos] + char + code[pos + 1 :]
+                    self.assertFalse(ern.is_valid(wrong), wrong)
+            for pos in range(len(code) - 1):
+                if code[pos] != code[pos + 1]:
+                    swapped = code[:pos] + code[pos + 1] + code[pos] + code[pos + 2 :]
+                    self.assertFalse(ern.is_valid(swapped), swapped)

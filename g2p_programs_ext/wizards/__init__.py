@@ -1,0 +1,1 @@
+from . import g2p_entitlement_reject_wizard

@@ -48,7 +48,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$sta
     say "Building the virtual environment in .venv (about 1-2 minutes the first time)."
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
     # pip's warnings about this machine's local index folders are noise: drop them.
-    pipi() { "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" 2> >(grep -vE "WARNING: Location|^odoo 17.0 requires" >&2); }
+    pipi() { "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" 2> >(grep -vE "WARNING: Location|^odoo 17.0 requires|pip.s dependency resolver" >&2); }
     pipi "pip>=23" "setuptools<81" wheel
     # Odoo's requirements, adapted (ENVIRONMENT.md): psycopg2 from a wheel, no
     # python-ldap (only auth_ldap needs it, and it needs system headers).

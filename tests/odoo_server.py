@@ -1,81 +1,13 @@
-"""Start and stop a real Odoo server (with workers and the queue_job runner) on a
-free localhost port, against a database the test command prepared."""
+"""Re-export of setup/odoo_server.py for the tests (one implementation for tests and demo)."""
 
-import os
-import signal
-import socket
-import subprocess
-import time
-import xmlrpc.client
+import importlib.util
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location(
+    "g2p_odoo_server", Path(__file__).resolve().parent.parent / "setup" / "odoo_server.py"
+)
+_module = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_module)
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class OdooServer:
-    def __init__(self, db, workers=2, log_path=None):
-        self.db = db
-        self.workers = workers
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path or REPO / "var" / "test-logs" / f"{db}.server-{self.port}.log"
-        self.proc = None
-
-    def command(self):
-        src = (REPO / ".odoo-src-path").read_text().strip()
-        return [
-            str(REPO / ".venv" / "bin" / "python"),
-            os.path.join(src, "odoo-bin"),
-            "-c",
-            str(REPO / "odoo.conf"),
-            "-d",
-            self.db,
-            "--db-filter",
-            f"^{self.db}$",
-            "--http-interface",
-            "127.0.0.1",
-            "--http-port",
-            str(self.port),
-            "--gevent-port",
-            str(free_port()),
-            f"--workers={self.workers}",
-            "--max-cron-threads=1",
-            "--no-database-list",
-        ]
-
-    def start(self, timeout=90):
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            self.command(), stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
-        )
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"Odoo exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/common").version()
-                return self
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError(f"Odoo did not answer on {self.url} within {timeout} s; see {self.log_path}")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        if getattr(self, "log", None):
-            self.log.close()
-
-    def proxy(self, endpoint):
-        return xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/{endpoint}", allow_none=False)
+OdooServer = _module.OdooServer
+free_port = _module.free_port

@@ -17,6 +17,7 @@ Activation (the contract, ``CONTRACT.md``, "Entitlement managers"):
 import functools
 import logging
 import math
+import re
 import threading
 from datetime import date
 
@@ -86,20 +87,29 @@ def uses_members(text):
     return "members" in (text or "")
 
 
-def read_facts(env, partner_ids):
-    """Facts of the registrants ``partner_ids`` (res.partner ids), one query.
+def referenced_facts(text):
+    """The facts an expression can read: those whose name appears in its text."""
+    return tuple(name for name in FACTS if re.search(r"\b%s\b" % name, text or ""))
 
-    :return: dict {partner id: dict of facts}, facts that are not known left out.
+
+def read_facts(env, partner_ids, names=FACTS):
+    """Facts ``names`` of the registrants ``partner_ids`` (res.partner ids), one query.
+
+    :return: dict {partner id: tuple of (name, value) pairs}, facts that are not known
+        left out (hashable, so that identical activations evaluate once).
     """
     if not partner_ids:
         return {}
-    env["res.partner"].flush_model(list(FACTS[:2]) + list(FACTS[3:]))
+    env["res.partner"].flush_model(
+        ["id_number", "gender", "birthdate", "has_disability", "is_pregnant", "household_size", "is_group"]
+    )
     env.cr.execute(
         """SELECT id, id_number, gender, birthdate, has_disability, is_pregnant, household_size, is_group
            FROM res_partner WHERE id = ANY(%s)""",
         [list(partner_ids)],
     )
     today = date.today()
+    wanted = set(names)
     facts = {}
     for pid, id_number, gender, birthdate, disability, pregnant, size, is_group in env.cr.fetchall():
         fact = {
@@ -114,8 +124,9 @@ def read_facts(env, partner_ids):
             fact["gender"] = gender
         if birthdate:
             fact["birthdate"] = birthdate.isoformat()
-            fact["age"] = relativedelta(today, birthdate).years
-        facts[pid] = fact
+            if "age" in wanted:
+                fact["age"] = relativedelta(today, birthdate).years
+        facts[pid] = tuple((k, v) for k, v in fact.items() if k in wanted)
     return facts
 
 
@@ -124,6 +135,8 @@ class Evaluator:
 
     ``results(partner_ids, extra)`` returns {partner id: Python value} for the
     registrants on which it evaluated, and counts the others in ``self.errors``.
+    Only the facts the expression names are read and converted, and registrants whose
+    activations are identical are evaluated once.
     """
 
     def __init__(self, env, text, label):
@@ -133,32 +146,41 @@ class Evaluator:
         check_expression(self.text, label)
         self.program = _compile(self.text)
         self.with_members = uses_members(self.text)
+        self.names = referenced_facts(self.text)
         self.errors = 0
         self.first_error = None
 
     def results(self, partner_ids, extra=None):
-        facts = read_facts(self.env, partner_ids)
+        facts = read_facts(self.env, partner_ids, self.names)
         members = {}
         if self.with_members:
-            groups = [pid for pid in partner_ids if facts.get(pid, {}).get("is_group")]
+            groups = [pid for pid in partner_ids if dict(facts.get(pid, ())).get("is_group", True)]
             by_group = self.env["res.partner"].browse(groups).active_members_by_group()
-            member_facts = read_facts(self.env, [m for ids in by_group.values() for m in ids])
-            members = {gid: [member_facts[m] for m in ids] for gid, ids in by_group.items()}
+            member_facts = read_facts(self.env, [m for ids in by_group.values() for m in ids], self.names)
+            members = {gid: tuple(member_facts[m] for m in ids) for gid, ids in by_group.items()}
         extra_cel = {k: celpy.json_to_cel(v) for k, v in (extra or {}).items()}
         out = {}
+        memo = {}
         for pid in partner_ids:
-            activation = {
-                "me": celpy.json_to_cel(facts.get(pid, {})),
-                "members": celpy.json_to_cel(members.get(pid, [])),
-                **extra_cel,
-            }
-            try:
-                with _EVAL_LOCK:
-                    value = self.program.evaluate(activation)
-            except celpy.CELEvalError as exc:
-                self._count_error(pid, exc)
+            key = (facts.get(pid, ()), members.get(pid, ()))
+            if key in memo:
+                value = memo[key]
+            else:
+                activation = {
+                    "me": celpy.json_to_cel(dict(key[0])),
+                    "members": celpy.json_to_cel([dict(m) for m in key[1]]),
+                    **extra_cel,
+                }
+                try:
+                    with _EVAL_LOCK:
+                        value = to_python(self.program.evaluate(activation))
+                except celpy.CELEvalError as exc:
+                    value = exc
+                memo[key] = value
+            if isinstance(value, celpy.CELEvalError):
+                self._count_error(pid, value)
                 continue
-            out[pid] = to_python(value)
+            out[pid] = value
         return out
 
     def _count_error(self, pid, exc):

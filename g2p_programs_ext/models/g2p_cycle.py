@@ -409,6 +409,18 @@ class G2PCycle(models.Model):
                 skipped += batch_skipped
         return created, skipped
 
+    def _entitlement_common_vals(self):
+        """Values every entitlement of this cycle shares (related and default ones included)."""
+        self.ensure_one()
+        return {
+            "cycle_id": self.id,
+            "program_id": self.program_id.id,
+            "company_id": self.company_id.id,
+            "valid_from": self.start_date,
+            "valid_until": self.end_date,
+            "state": "draft",
+        }
+
     def _job_prepare_entitlements(self, first_id, last_id):
         """Job: prepare the entitlements of the members with ids in [first_id, last_id];
         adds nothing when run twice."""

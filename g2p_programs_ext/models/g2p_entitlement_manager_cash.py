@@ -58,6 +58,8 @@ class G2PEntitlementManagerCash(models.Model):
             for pid, amount in figures.items():
                 totals[pid] += amount
         rounding = self.currency_id.rounding
+        # Related and computed values given outright: the ORM then computes nothing per record.
+        common = cycle._entitlement_common_vals()
         vals = []
         for pid in todo:
             amount = totals[pid]
@@ -67,10 +69,12 @@ class G2PEntitlementManagerCash(models.Model):
             if amount > 0:
                 vals.append(
                     {
-                        "cycle_id": cycle.id,
+                        **common,
                         "partner_id": pid,
                         "initial_amount": amount,
                         "transfer_fee": self.transfer_fee,
+                        "currency_id": self.currency_id.id,
+                        "balance": amount,
                     }
                 )
         return vals, skipped

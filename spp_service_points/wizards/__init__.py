@@ -1,0 +1,2 @@
+from . import spp_assign_service_point_wizard
+from . import spp_service_point_agent_wizard

@@ -1,0 +1,136 @@
+from odoo import _
+from odoo import api
+from odoo import fields
+from odoo import models
+from odoo.exceptions import UserError
+
+
+class SppAssignServicePointWizard(models.TransientModel):
+    """Set the default service point of many registrants at once: the registrants
+    selected in a list, or every registrant of an area."""
+
+    _name = "spp.assign.service.point.wizard"
+    _description = "Assign a service point to registrants"
+
+    # ------------------------------------------------------------------
+    # What to assign
+    # ------------------------------------------------------------------
+    service_point_id = fields.Many2one("spp.service.point", string="Service point", required=True)
+
+    # ------------------------------------------------------------------
+    # To whom
+    # ------------------------------------------------------------------
+    assign_by = fields.Selection(
+        [("selection", "Selected registrants"), ("area", "Area")],
+        required=True,
+        default=lambda self: "selection" if self._default_partner_ids()[0][2] else "area",
+    )
+    partner_ids = fields.Many2many(
+        "res.partner",
+        string="Registrants",
+        domain=[("is_registrant", "=", True)],
+        default=lambda self: self._default_partner_ids(),
+    )
+    area_id = fields.Many2one(
+        "spp.area",
+        help="Every registrant (household or individual) of this area and of its sub-areas.",
+    )
+    include_members = fields.Boolean(
+        string="Include household members",
+        default=True,
+        help="Also assign the active members of the households, wherever they are recorded.",
+    )
+    registrant_count = fields.Integer(string="Registrants to assign", compute="_compute_registrant_count")
+
+    def _default_partner_ids(self):
+        if self.env.context.get("active_model") == "res.partner":
+            return [(6, 0, self.env.context.get("active_ids") or [])]
+        return [(6, 0, [])]
+
+    @api.depends("assign_by", "partner_ids", "area_id", "include_members")
+    def _compute_registrant_count(self):
+        for wizard in self:
+            wizard.registrant_count = len(wizard._get_registrants(check=False))
+
+    # ------------------------------------------------------------------
+    # Actions
+    # ------------------------------------------------------------------
+    def action_assign(self):
+        """Write the service point on the registrants chosen (see :meth:`_get_registrants`).
+
+        Runs with the user's own rights: they need write access to the registrants.
+
+        :return: a ``display_notification`` client action dict saying how many
+            registrants were assigned (its ``params.count`` holds the number).
+        :raise UserError: ``[not_registrant]`` when selected contacts are not registrants,
+            ``[no_area]`` when assigning by area without an area, ``[nothing_to_assign]``
+            when no registrant matches.
+        """
+        self.ensure_one()
+        registrants = self._get_registrants()
+        if not registrants:
+            raise UserError(
+                _(
+                    "[nothing_to_assign] No registrant to assign to %s: select registrants or an "
+                    "area that has some.",
+                    self.service_point_id.display_name,
+                )
+            )
+        registrants.with_context(tracking_disable=True).write({"service_point_id": self.service_point_id.id})
+        message = _(
+            "%(count)s registrant(s) now collect their benefits at %(point)s.",
+            count=len(registrants),
+            point=self.service_point_id.display_name,
+        )
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success",
+                "title": _("Service point assigned"),
+                "message": message,
+                "count": len(registrants),
+                "sticky": False,
+                "next": {"type": "ir.actions.act_window_close"},
+            },
+        }
+
+    # ------------------------------------------------------------------
+    # Helpers
+    # ------------------------------------------------------------------
+    def _get_registrants(self, check=True):
+        """The registrants to assign: the selection, or the registrants whose area is
+        the wizard's area or one of its sub-areas; plus, with ``include_members``, the
+        active members of the households among them.
+
+        :param bool check: raise on bad input (else return what can be found).
+        :return: ``res.partner`` recordset.
+        """
+        self.ensure_one()
+        Partner = self.env["res.partner"]
+        if self.assign_by == "area":
+            if not self.area_id:
+                if check:
+                    raise UserError(_("[no_area] Choose the area whose registrants to assign."))
+                return Partner
+            registrants = Partner.search(
+                [("is_registrant", "=", True), ("area_id", "child_of", self.area_id.id)]
+            )
+        else:
+            registrants = self.partner_ids.filtered("is_registrant")
+            others = self.partner_ids - registrants
+            if others and check:
+                raise UserError(
+                    _(
+                        "[not_registrant] %s are contacts, not registrants: only registrants get a "
+                        "service point. Remove them from the selection.",
+                        ", ".join(others[:5].mapped("display_name")) + ("…" if len(others) > 5 else ""),
+                    )
+                )
+        households = registrants.filtered("is_group")
+        if self.include_members and households:
+            memberships = self.env["g2p.group.membership"].search(
+                [("group_id", "in", households.ids), ("end_date", "=", False)]
+            )
+            registrants |= memberships.individual_id
+        return registrants

@@ -157,21 +157,25 @@ class SppServicePoint(models.Model):
     def _count_open_entitlements(self):
         """Count the approved, not (fully) redeemed entitlements of each point in ``self``.
 
-        Extension point: this addon knows no entitlement and counts none. Each
-        entitlement addon adds its own count with ``super()``, e.g.::
-
-            counts = super()._count_open_entitlements()
-            for point, count in self.env["g2p.entitlement"].sudo()._read_group(
-                [("service_point_id", "in", self.ids), ("state", "in", ("approved", "transferred"))],
-                ["service_point_id"], ["__count"],
-            ):
-                counts[point.id] += count
-            return counts
+        Counts over every entitlement model of the lifecycle (``g2p.cycle._entitlement_models()``),
+        one grouped query per model.
 
         :return: dict {spp.service.point id: number of open entitlements} with a key for
             every point in ``self``.
         """
-        return dict.fromkeys(self.ids, 0)
+        counts = dict.fromkeys(self.ids, 0)
+        for model in self.env["g2p.cycle"]._entitlement_models():
+            for point, count in (
+                self.env[model]
+                .sudo()
+                ._read_group(
+                    [("service_point_id", "in", self.ids), ("state", "in", ("approved", "transferred"))],
+                    ["service_point_id"],
+                    ["__count"],
+                )
+            ):
+                counts[point.id] += count
+        return counts
 
     def _check_no_open_entitlements(self):
         """Raise UserError when a point in ``self`` still has open entitlements (see

@@ -5,3 +5,4 @@ from . import test_registrant_access
 from . import test_service_point
 from . import test_service_point_access
 from . import test_views
+from . import test_entitlement_service_point

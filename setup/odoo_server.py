@@ -19,10 +19,11 @@ def free_port():
 
 
 class OdooServer:
-    def __init__(self, db, workers=2, log_path=None):
+    def __init__(self, db, workers=2, log_path=None, port=None, extra_args=()):
         self.db = db
         self.workers = workers
-        self.port = free_port()
+        self.extra_args = list(extra_args)
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path or REPO / "var" / "test-logs" / f"{db}.server-{self.port}.log"
         self.proc = None
@@ -47,6 +48,7 @@ class OdooServer:
             f"--workers={self.workers}",
             "--max-cron-threads=1",
             "--no-database-list",
+            *self.extra_args,
         ]
 
     def start(self, timeout=90):

@@ -20,10 +20,12 @@ SETUP_DIR = Path(__file__).resolve().parent.parent / "setup"
 if str(SETUP_DIR) not in sys.path:
     sys.path.insert(0, str(SETUP_DIR))
 
-import demo_data  # noqa: E402
-from demo_data import figures  # noqa: E402
-from demo_data import goods  # noqa: E402
-from demo_data import registry  # noqa: E402
+import demo_data  # noqa: E402, I001
+from demo_data import (  # noqa: E402
+    figures,
+    goods,
+    registry,
+)
 
 AS_OF = date(2026, 1, 15)
 HOUSEHOLDS = 5000

@@ -2,14 +2,9 @@ import logging
 
 from dateutil.relativedelta import relativedelta
 
-from odoo import _
-from odoo import api
-from odoo import fields
-from odoo import models
-from odoo.addons.queue_job.delay import chain
-from odoo.addons.queue_job.delay import group
-from odoo.exceptions import AccessError
-from odoo.exceptions import UserError
+from odoo import _, api, fields, models
+from odoo.addons.queue_job.delay import chain, group
+from odoo.exceptions import AccessError, UserError
 
 _logger = logging.getLogger(__name__)
 

@@ -1,5 +1,4 @@
-from odoo import fields
-from odoo import models
+from odoo import fields, models
 
 from .g2p_program_membership import MEMBERSHIP_STATES
 

@@ -1,13 +1,8 @@
 import logging
 
-from odoo import _
-from odoo import api
-from odoo import fields
-from odoo import models
-from odoo.addons.queue_job.delay import chain
-from odoo.addons.queue_job.delay import group
-from odoo.exceptions import UserError
-from odoo.exceptions import ValidationError
+from odoo import _, api, fields, models
+from odoo.addons.queue_job.delay import chain, group
+from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
 from odoo.tools.safe_eval import safe_eval
 

@@ -1,9 +1,6 @@
 from dateutil.relativedelta import relativedelta
 
-from odoo import _
-from odoo import api
-from odoo import fields
-from odoo import models
+from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
 

@@ -6,14 +6,11 @@ import psycopg2
 from odoo.addons.g2p_programs_ext import ern
 from odoo.addons.mail.tests.common import mail_new_test_user
 from odoo.addons.queue_job.tests.common import trap_jobs
-from odoo.exceptions import AccessError
-from odoo.exceptions import UserError
-from odoo.exceptions import ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
-from ..models.g2p_entitlement_base import ENTITLEMENT_STATES
-from ..models.g2p_entitlement_base import ENTITLEMENT_TRANSITIONS
+from ..models.g2p_entitlement_base import ENTITLEMENT_STATES, ENTITLEMENT_TRANSITIONS
 from .common import G2PCommon
 
 

@@ -1,7 +1,5 @@
 from odoo.addons.queue_job.tests.common import trap_jobs
-from odoo.exceptions import AccessError
-from odoo.exceptions import UserError
-from odoo.exceptions import ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
 
 from .common import G2PCommon

@@ -1,6 +1,5 @@
 from odoo.addons.mail.tests.common import mail_new_test_user
-from odoo.tests import TransactionCase
-from odoo.tests import tagged
+from odoo.tests import TransactionCase, tagged
 
 
 @tagged("post_install", "-at_install")

@@ -1,7 +1,4 @@
-from odoo import _
-from odoo import api
-from odoo import fields
-from odoo import models
+from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
 from ..models.g2p_entitlement_base import REJECTION_REASONS

@@ -8,8 +8,7 @@ import sys
 import time
 from datetime import date
 
-from .registry import generate
-from .registry import write_csv
+from .registry import generate, write_csv
 
 
 def main(argv=None):

@@ -16,8 +16,7 @@ Only the Philippines (``PH``) has figures now. Another country is added by writi
 phone and address formats (its ``COUNTRY_PROFILES``).
 """
 
-from dataclasses import dataclass
-from dataclasses import field
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)

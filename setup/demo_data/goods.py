@@ -34,10 +34,8 @@ Choices made here (not from the sources):
   choice for the demo, not a WFP norm.
 """
 
-from dataclasses import asdict
-from dataclasses import dataclass
-from decimal import ROUND_HALF_UP
-from decimal import Decimal
+from dataclasses import asdict, dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 #: Days one distribution cycle covers.
 CYCLE_DAYS = 30

@@ -27,10 +27,8 @@ import random
 import unicodedata
 from bisect import bisect_right
 from collections import defaultdict
-from dataclasses import dataclass
-from dataclasses import field
-from datetime import date
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from itertools import accumulate
 from pathlib import Path
 

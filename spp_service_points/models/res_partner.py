@@ -1,5 +1,4 @@
-from odoo import fields
-from odoo import models
+from odoo import fields, models
 
 # Who may read health and birth data of registrants. Service point agents are not
 # listed: a handout needs the name, the ID number and the household, nothing more.

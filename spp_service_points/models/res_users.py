@@ -1,10 +1,7 @@
 import logging
 
-from odoo import _
-from odoo import fields
-from odoo import models
-from odoo.exceptions import AccessError
-from odoo.exceptions import UserError
+from odoo import _, fields, models
+from odoo.exceptions import AccessError, UserError
 
 _logger = logging.getLogger(__name__)
 

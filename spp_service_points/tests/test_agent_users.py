@@ -1,10 +1,8 @@
 from odoo.addons.mail.tests.common import mail_new_test_user
-from odoo.exceptions import AccessError
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 
-from .common import MANAGER
-from .common import ServicePointCase
+from .common import MANAGER, ServicePointCase
 
 
 @tagged("post_install", "-at_install")

@@ -1,8 +1,5 @@
-from odoo import _
-from odoo import fields
-from odoo import models
-from odoo.exceptions import AccessError
-from odoo.exceptions import UserError
+from odoo import _, fields, models
+from odoo.exceptions import AccessError, UserError
 
 
 class SppServicePointAgentWizard(models.TransientModel):

@@ -20,7 +20,7 @@ SETUP_DIR = Path(__file__).resolve().parent.parent / "setup"
 if str(SETUP_DIR) not in sys.path:
     sys.path.insert(0, str(SETUP_DIR))
 
-import demo_data  # noqa: E402, I001
+import demo_data  # noqa: E402
 from demo_data import (  # noqa: E402
     figures,
     goods,

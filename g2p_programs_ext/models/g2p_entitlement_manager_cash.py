@@ -72,6 +72,7 @@ class G2PEntitlementManagerCash(models.Model):
                         "transfer_fee": self.transfer_fee,
                         "currency_id": self.currency_id.id,
                         "balance": amount,
+                        "amount_redeemed": 0.0,
                     }
                 )
         return vals, skipped

@@ -6,8 +6,8 @@
     "website": "https://github.com/g2p-inkind/g2p-inkind-suite",
     "license": "LGPL-3",
     "category": "Social Protection",
-    "depends": ["spp_entitlement_transactions"],
-    "data": [],
+    "depends": ["spp_entitlement_transactions", "spp_entitlement_in_kind"],
+    "data": ["data/ir_cron_data.xml", "views/g2p_cycle_views.xml"],
     "development_status": "Alpha",
     "installable": True,
 }

@@ -7,7 +7,17 @@
     "license": "LGPL-3",
     "category": "Social Protection",
     "depends": ["g2p_programs_ext", "spp_service_points", "stock"],
-    "data": [],
+    "data": [
+        "security/ir.model.access.csv",
+        "security/spp_entitlement_in_kind_security.xml",
+        "data/stock_route_data.xml",
+        "data/ir_cron_data.xml",
+        "views/g2p_program_entitlement_manager_inkind_views.xml",
+        "views/g2p_program_views.xml",
+        "views/g2p_entitlement_inkind_views.xml",
+        "views/g2p_cycle_views.xml",
+        "views/spp_entitlement_in_kind_menus.xml",
+    ],
     "development_status": "Alpha",
     "installable": True,
 }

@@ -7,7 +7,14 @@
     "license": "LGPL-3",
     "category": "Social Protection",
     "depends": ["g2p_programs_ext", "spp_service_points", "spp_entitlement_in_kind"],
-    "data": [],
+    "data": [
+        "security/ir.model.access.csv",
+        "security/spp_entitlement_transaction_security.xml",
+        "views/spp_entitlement_transaction_views.xml",
+        "views/g2p_entitlement_views.xml",
+        "views/spp_service_point_views.xml",
+        "views/spp_entitlement_transactions_menus.xml",
+    ],
     "development_status": "Alpha",
     "installable": True,
 }

@@ -90,14 +90,14 @@ def test_csv_headers(written):
         "phone",
     ]
     assert tables["memberships"][0] == ["id", "group_id/id", "individual_id/id", "kind_ids/id", "start_date"]
-    assert tables["areas"][0] == ["code", "name", "parent_code", "type"]
-    assert tables["household_areas"][0] == ["household_xmlid", "area_code"]
+    assert tables["areas"][0] == ["id", "code", "name", "kind", "parent_id/id", "country_id/id"]
+    assert tables["household_areas"][0] == ["id", "area_id/id"]
     assert {path.name for path in written[1].values()} == {
         "res.partner.groups.csv",
         "res.partner.individuals.csv",
         "g2p.group.membership.csv",
-        "areas.csv",
-        "household_areas.csv",
+        "spp.area.csv",
+        "res.partner.areas.csv",
     }
 
 
@@ -210,21 +210,23 @@ def test_areas_are_real_pycountry_subdivisions(written):
     tables = written[2]
     ph = {sub.code: sub for sub in pycountry.subdivisions.get(country_code="PH")}
     areas = {row["code"]: row for row in tables["areas"][1]}
+    by_xmlid = {row["id"]: row for row in tables["areas"][1]}
     for code, row in areas.items():
         assert code in ph
+        assert row["id"] == registry.area_xmlid(code)
         assert row["name"] == ph[code].name
-        assert row["parent_code"] == (ph[code].parent_code or "")
-        assert row["parent_code"] == "" or row["parent_code"] in areas
-        assert row["type"] == ph[code].type.lower()
-    used = [row["area_code"] for row in tables["household_areas"][1]]
-    assert [row["household_xmlid"] for row in tables["household_areas"][1]] == [
-        row["id"] for row in tables["groups"][1]
-    ]
-    assert set(used) <= set(areas)
+        parent = ph[code].parent_code or ""
+        assert row["parent_id/id"] == (registry.area_xmlid(parent) if parent else "")
+        assert row["parent_id/id"] == "" or row["parent_id/id"] in by_xmlid
+        assert row["kind"] == ph[code].type.lower()
+        assert row["country_id/id"] == "base.ph"
+    used = [row["area_id/id"] for row in tables["household_areas"][1]]
+    assert [row["id"] for row in tables["household_areas"][1]] == [row["id"] for row in tables["groups"][1]]
+    assert set(used) <= set(by_xmlid)
     # Leaf areas only (a province, or the National Capital Region, which has none).
-    assert not set(used) & {row["parent_code"] for row in areas.values()}
+    assert not set(used) & {row["parent_id/id"] for row in areas.values()}
     # Weighted by households: Metro Manila is the largest single area by far.
-    assert Counter(used).most_common(1)[0][0] == "PH-00"
+    assert Counter(used).most_common(1)[0][0] == "area_PH_00"
 
 
 def test_unknown_country_is_refused():

@@ -71,7 +71,7 @@ class G2PCycle(models.Model):
     # Entitlements
     # ------------------------------------------------------------------
     entitlement_ids = fields.One2many("g2p.entitlement", "cycle_id", string="Cash entitlements")
-    entitlement_count = fields.Integer(compute="_compute_entitlement_count", string="Cash entitlements")
+    entitlement_count = fields.Integer(compute="_compute_entitlement_count", string="Cash entitlement count")
 
     _sql_constraints = [
         ("dates_ordered", "CHECK (end_date >= start_date)", "A cycle cannot end before it starts."),
@@ -190,14 +190,14 @@ class G2PCycle(models.Model):
         """Job: the last of a chain; unlocks the cycle and logs one message."""
         self.sudo().write({"locked": False, "locked_reason": False})
         if message:
-            self.message_post(body=message)
+            self._message_log(body=message)
         return True
 
     def _on_job_failed(self, job_description):
         """Called when one of the cycle's jobs fails for good: unlock, say what failed."""
         self.sudo().write({"locked": False, "locked_reason": False})
         for cycle in self:
-            cycle.message_post(
+            cycle._message_log(
                 body=_(
                     "A background job failed: %s. The cycle is unlocked; what the job did was "
                     "rolled back; run the action again.",
@@ -430,7 +430,7 @@ class G2PCycle(models.Model):
                 "%s skipped: a condition or formula failed on them or gave no positive figure (see the server log).",
                 skipped,
             )
-        self.message_post(body=body)
+        self._message_log(body=body)
 
     def validate_entitlement(self):
         """Approve the ``pending_validation`` entitlements of an approved cycle that the

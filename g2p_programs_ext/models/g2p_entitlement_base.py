@@ -133,7 +133,7 @@ class G2PEntitlementBase(models.AbstractModel):
         """One message per cycle for a batch operation on its entitlements."""
         for cycle in self.cycle_id:
             count = len(self.filtered(lambda e, c=cycle: e.cycle_id == c))
-            cycle.message_post(
+            cycle._message_log(
                 body=_("%(msg)s (%(count)s %(model)s)", msg=message, count=count, model=self._description)
             )
 
@@ -276,7 +276,7 @@ class G2PEntitlementBase(models.AbstractModel):
             )
         )
         if len(records) == 1:
-            records.message_post(
+            records._message_log(
                 body=_("Rejected: %(reason)s. %(note)s", reason=labels[reason], note=note or "")
             )
         return True

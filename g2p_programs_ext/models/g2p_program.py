@@ -195,7 +195,7 @@ class G2PProgram(models.Model):
         """Called when one of the program's jobs fails for good: unlock, say what failed."""
         self.sudo().write({"locked": False, "locked_reason": False})
         for program in self:
-            program.message_post(
+            program._message_log(
                 body=_(
                     "A background job failed: %s. The program is unlocked; run the action again.",
                     job_description,
@@ -303,7 +303,7 @@ class G2PProgram(models.Model):
             )
         )
         self.write({"locked": False, "locked_reason": False})
-        self.message_post(
+        self._message_log(
             body=_(
                 "Enrollment finished: %(enrolled)s enrolled, %(not_eligible)s not eligible "
                 "(each batch job's result gives its figures, CEL errors included).",
@@ -364,7 +364,7 @@ class G2PProgram(models.Model):
             parts.append(
                 _("%s skipped: the eligibility expression failed on them (see the server log).", errors)
             )
-        self.message_post(body=" ".join(parts))
+        self._message_log(body=" ".join(parts))
 
     # ------------------------------------------------------------------
     # Cycles

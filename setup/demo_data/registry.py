@@ -49,8 +49,8 @@ KIND_PRINCIPAL = "g2p_programs_ext.membership_kind_principal_recipient"
 GROUPS_FILE = "res.partner.groups.csv"
 INDIVIDUALS_FILE = "res.partner.individuals.csv"
 MEMBERSHIPS_FILE = "g2p.group.membership.csv"
-AREAS_FILE = "areas.csv"
-HOUSEHOLD_AREAS_FILE = "household_areas.csv"
+AREAS_FILE = "spp.area.csv"
+HOUSEHOLD_AREAS_FILE = "res.partner.areas.csv"
 
 GROUPS_HEADER = ("id", "name", "is_registrant", "is_group", "street", "city", "country_id/id")
 INDIVIDUALS_HEADER = (
@@ -66,8 +66,10 @@ INDIVIDUALS_HEADER = (
     "phone",
 )
 MEMBERSHIPS_HEADER = ("id", "group_id/id", "individual_id/id", "kind_ids/id", "start_date")
-AREAS_HEADER = ("code", "name", "parent_code", "type")
-HOUSEHOLD_AREAS_HEADER = ("household_xmlid", "area_code")
+# spp.area (added by spp_service_points): external id area_<ISO 3166-2 code>.
+AREAS_HEADER = ("id", "code", "name", "kind", "parent_id/id", "country_id/id")
+# The households' area, imported onto the households already loaded (same external ids).
+HOUSEHOLD_AREAS_HEADER = ("id", "area_id/id")
 
 #: How far back registrations go: a household registered up to two years before ``as_of``.
 REGISTRATION_WINDOW_DAYS = 730
@@ -584,6 +586,11 @@ def _write(path, header, rows):
         writer.writerows(rows)
 
 
+def area_xmlid(code):
+    """External id of an area in the import files: ``area_PH_03`` for ``PH-03``."""
+    return "area_" + code.replace("-", "_")
+
+
 def write_csv(registry, out_dir):
     """Write the registry as CSV files in ``out_dir`` (created if missing).
 
@@ -644,6 +651,24 @@ def write_csv(registry, out_dir):
                 )
 
     _write(paths["memberships"], MEMBERSHIPS_HEADER, memberships())
-    _write(paths["areas"], AREAS_HEADER, ((a.code, a.name, a.parent_code, a.type) for a in registry.areas))
-    _write(paths["household_areas"], HOUSEHOLD_AREAS_HEADER, ((h.xmlid, h.area_code) for h in households))
+    _write(
+        paths["areas"],
+        AREAS_HEADER,
+        (
+            (
+                area_xmlid(a.code),
+                a.code,
+                a.name,
+                a.type,
+                area_xmlid(a.parent_code) if a.parent_code else "",
+                country,
+            )
+            for a in registry.areas
+        ),
+    )
+    _write(
+        paths["household_areas"],
+        HOUSEHOLD_AREAS_HEADER,
+        ((h.xmlid, area_xmlid(h.area_code)) for h in households),
+    )
     return paths

@@ -1,0 +1,2 @@
+from . import g2p_cycle
+from . import g2p_entitlement

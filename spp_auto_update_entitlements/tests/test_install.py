@@ -1,5 +1,4 @@
-from odoo.tests import TransactionCase
-from odoo.tests import tagged
+from odoo.tests import TransactionCase, tagged
 
 
 @tagged("post_install", "-at_install")

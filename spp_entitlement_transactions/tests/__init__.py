@@ -1,1 +1,6 @@
 from . import test_install
+from . import test_redeem
+from . import test_reverse
+from . import test_batch
+from . import test_access
+from . import test_inkind

@@ -1,0 +1,170 @@
+import logging
+
+from markupsafe import Markup
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import float_is_zero
+
+_logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 5000
+OPEN_STATES = ("approved", "transferred")
+
+
+class G2PCycle(models.Model):
+    _inherit = "g2p.cycle"
+
+    # ------------------------------------------------------------------
+    # Public
+    # ------------------------------------------------------------------
+    def action_close(self):
+        """Close cycles whose end date has passed (the button; the daily scheduled
+        action does the same for every such cycle).
+
+        For each cycle (approved or distributed, ``end_date`` before today): post the
+        outstanding deliveries, recompute what was redeemed from the transactions, set
+        each approved or transferred entitlement to ``redeemed`` (nothing left),
+        ``partially_redeemed`` (something redeemed, something left) or ``expired``
+        (nothing redeemed), release the stock not handed out, then end the cycle and post
+        a summary. A cycle with more open entitlements than the async threshold is left
+        to the scheduled action, which works in committed batches.
+
+        :return: True
+        :raise UserError: a cycle is in another state or its end date has not passed.
+        """
+        self._transition("mark_ended")
+        today = fields.Date.context_today(self)
+        for cycle in self:
+            if cycle.end_date >= today:
+                raise UserError(
+                    _(
+                        "[not_ended] Cycle %(name)s runs until %(end)s: it can be closed from the day after.",
+                        name=cycle.name,
+                        end=cycle.end_date,
+                    )
+                )
+        cron = self.env.ref("spp_auto_update_entitlements.ir_cron_close_ended_cycles")
+        for cycle in self.sudo():
+            if cycle._count_open_entitlements() > cycle.program_id._async_threshold():
+                cron._trigger()
+                cycle._message_log(body=_("Closing requested: the scheduled action closes it in batches."))
+                continue
+            while not cycle._close_batch(BATCH_SIZE):
+                pass
+        return True
+
+    # ------------------------------------------------------------------
+    # Scheduled action
+    # ------------------------------------------------------------------
+    @api.model
+    def _cron_close_ended_cycles(self, batch_size=BATCH_SIZE):
+        """Close, one batch of ``batch_size`` entitlements per run, the approved or
+        distributed cycles whose end date is before today. Each run is its own
+        transaction: when more remains, the cron triggers itself again, so a run that is
+        killed loses only its own batch and the next run goes on from there. Running it
+        when nothing is left changes nothing. :return: True"""
+        today = fields.Date.context_today(self)
+        cycles = self.sudo().search([("state", "in", ("approved", "distributed")), ("end_date", "<", today)])
+        for cycle in cycles:
+            if not cycle._close_batch(batch_size):
+                self.env.ref("spp_auto_update_entitlements.ir_cron_close_ended_cycles")._trigger()
+                break
+        return True
+
+    # ------------------------------------------------------------------
+    # Helpers
+    # ------------------------------------------------------------------
+    def _count_open_entitlements(self):
+        self.ensure_one()
+        total = 0
+        for model in self._entitlement_models():
+            Model = self.env[model]
+            Model.flush_model(["cycle_id", "state"])
+            self.env.cr.execute(
+                f"SELECT count(*) FROM {Model._table} WHERE cycle_id = %s AND state IN %s",
+                [self.id, OPEN_STATES],
+            )
+            total += self.env.cr.fetchone()[0]
+        return total
+
+    def _close_batch(self, batch_size):
+        """Settle up to ``batch_size`` open entitlements of this cycle (per model).
+        When none is left, end the cycle and post the summary. Returns True when ended."""
+        self.ensure_one()
+        if self.state == "ended":
+            return True
+        # Only what was handed out since the last posting is posted: cheap when nothing was.
+        self.action_post_deliveries()
+        left = False
+        for model in self._entitlement_models():
+            Model = self.env[model].sudo().with_context(tracking_disable=True)
+            Model.flush_model(["cycle_id", "state"])
+            # SKIP LOCKED: an entitlement being redeemed right now is taken by the next run.
+            self.env.cr.execute(
+                f"""SELECT id FROM {Model._table} WHERE cycle_id = %s AND state IN %s
+                    ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""",
+                [self.id, OPEN_STATES, batch_size + 1],
+            )
+            ids = [row[0] for row in self.env.cr.fetchall()]
+            if len(ids) > batch_size:
+                left = True
+                ids = ids[:batch_size]
+            records = Model.browse(ids)
+            records._recompute_redeemed_from_transactions()
+            redeemed_field = Model._redeemed_quantity_field()
+            remaining = records._remaining()
+            full, partial, none = Model.browse(), Model.browse(), Model.browse()
+            for record in records:
+                if float_is_zero(record[redeemed_field], precision_digits=6):
+                    none |= record
+                elif float_is_zero(remaining[record.id], precision_digits=6):
+                    full |= record
+                else:
+                    partial |= record
+            (partial | none)._release()
+            full._set_state(full._check_transition("redeem"))
+            partial._set_state(partial._check_transition("redeem_partially"))
+            none._set_state(none._check_transition("expire"))
+        if left:
+            return False
+        self.sudo().mark_ended()
+        self._post_closing_summary()
+        return True
+
+    def _post_closing_summary(self):
+        """One message with the counts per state and, per product, what was handed out and given back."""
+        lines = []
+        labels = dict(self.env["g2p.entitlement"]._fields["state"].selection)
+        for model in self._entitlement_models():
+            counts = self.env[model].sudo()._read_group([("cycle_id", "=", self.id)], ["state"], ["__count"])
+            if counts:
+                lines.append(
+                    "%s: %s"
+                    % (
+                        self.env[model]._description,
+                        ", ".join("%s %s" % (n, labels.get(s, s)) for s, n in counts),
+                    )
+                )
+        if "g2p.entitlement.inkind" in self._entitlement_models():
+            rows = (
+                self.env["g2p.entitlement.inkind"]
+                .sudo()
+                ._read_group(
+                    [("cycle_id", "=", self.id), ("date_approved", "!=", False)],
+                    ["product_id", "uom_id"],
+                    ["quantity:sum", "quantity_redeemed:sum"],
+                )
+            )
+            for product, uom, quantity, redeemed in rows:
+                lines.append(
+                    _(
+                        "%(product)s: %(out)s %(uom)s handed out, %(back)s %(uom)s given back to stock",
+                        product=product.display_name,
+                        out=round(redeemed, 3),
+                        back=round(quantity - redeemed, 3),
+                        uom=uom.name,
+                    )
+                )
+        body = Markup("<br/>").join([_("Cycle closed."), *lines])
+        self._message_log(body=body)

@@ -1,0 +1,55 @@
+from odoo import models
+
+
+class G2PEntitlementBase(models.AbstractModel):
+    _inherit = "g2p.entitlement.base"
+
+    def _transaction_columns(self):
+        """(column of spp.entitlement.transaction pointing to this model, its signed figure
+        column: negative for reversals)."""
+        raise NotImplementedError
+
+    def _recompute_redeemed_from_transactions(self):
+        """Set the redeemed figure of ``self`` to Σ redemptions − Σ reversals of its
+        transactions (one SQL aggregate), so that closing trusts the ledger, not a
+        running total. Returns the number of entitlements that were corrected."""
+        if not self:
+            return 0
+        link, figure = self._transaction_columns()
+        redeemed = self._redeemed_quantity_field()
+        self.env["spp.entitlement.transaction"].flush_model()
+        self.flush_recordset()
+        self.env.cr.execute(
+            f"""UPDATE {self._table} e SET {redeemed} = coalesce(s.total, 0)
+                FROM (SELECT e2.id, round(sum(t.{figure})::numeric, 6)::float AS total
+                      FROM {self._table} e2
+                      LEFT JOIN spp_entitlement_transaction t ON t.{link} = e2.id
+                      WHERE e2.id = ANY(%s) GROUP BY e2.id) s
+                WHERE e.id = s.id AND e.{redeemed} IS DISTINCT FROM coalesce(s.total, 0)""",
+            [self.ids],
+        )
+        corrected = self.env.cr.rowcount
+        if corrected:
+            self.invalidate_recordset()
+            self.modified([redeemed])
+        return corrected
+
+
+class G2PEntitlement(models.Model):
+    _inherit = "g2p.entitlement"
+
+    def _transaction_columns(self):
+        return "entitlement_id", "net_amount"
+
+    def _remaining(self):
+        return {e.id: e.balance for e in self}
+
+
+class G2PEntitlementInkind(models.Model):
+    _inherit = "g2p.entitlement.inkind"
+
+    def _transaction_columns(self):
+        return "inkind_entitlement_id", "net_quantity"
+
+    def _remaining(self):
+        return {e.id: e.quantity_balance for e in self}

@@ -1,0 +1,250 @@
+import logging
+from collections import defaultdict
+
+from markupsafe import Markup, escape
+
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError, UserError
+
+_logger = logging.getLogger(__name__)
+
+
+class G2PCycle(models.Model):
+    _inherit = "g2p.cycle"
+
+    # ------------------------------------------------------------------
+    # In-kind entitlements
+    # ------------------------------------------------------------------
+    inkind_entitlement_ids = fields.One2many(
+        "g2p.entitlement.inkind", "cycle_id", string="In-kind entitlements"
+    )
+    inkind_entitlement_count = fields.Integer(
+        compute="_compute_inkind_entitlement_count", string="In-kind entitlement count"
+    )
+
+    # ------------------------------------------------------------------
+    # Stock
+    # ------------------------------------------------------------------
+    inkind_procurement_group_id = fields.Many2one(
+        "procurement.group",
+        string="Procurement group",
+        readonly=True,
+        copy=False,
+        help="Groups the cycle's transfers (deliveries to beneficiaries and returns).",
+    )
+    inkind_picking_count = fields.Integer(compute="_compute_inkind_picking_count", string="Transfers")
+    inkind_coverage_html = fields.Html(
+        compute="_compute_inkind_coverage_html",
+        string="Stock coverage",
+        help="Per warehouse and product, in the product's unit: what entitlements awaiting approval "
+        "need, what is reserved, what was delivered, and the free stock now.",
+    )
+
+    def _compute_inkind_entitlement_count(self):
+        counts = dict(
+            self.env["g2p.entitlement.inkind"]._read_group(
+                [("cycle_id", "in", self.ids)], ["cycle_id"], ["__count"]
+            )
+        )
+        for cycle in self:
+            cycle.inkind_entitlement_count = counts.get(cycle, 0)
+
+    def _compute_inkind_picking_count(self):
+        # the roles of the suite have no stock rights: count as superuser
+        groups = self.sudo().inkind_procurement_group_id
+        counts = dict(
+            self.env["stock.picking"]
+            .sudo()
+            ._read_group([("group_id", "in", groups.ids)], ["group_id"], ["__count"])
+        )
+        for cycle in self:
+            cycle.inkind_picking_count = counts.get(cycle.sudo().inkind_procurement_group_id, 0)
+
+    def _compute_inkind_coverage_html(self):
+        for cycle in self:
+            rows = cycle._inkind_coverage() if cycle.id else []
+            cycle.inkind_coverage_html = self._inkind_coverage_table(rows) if rows else False
+
+    # ------------------------------------------------------------------
+    # Hooks of g2p_programs_ext
+    # ------------------------------------------------------------------
+    @api.model
+    def _entitlement_models(self):
+        return super()._entitlement_models() + ["g2p.entitlement.inkind"]
+
+    @api.model
+    def _entitlement_manager_models(self):
+        return super()._entitlement_manager_models() + ["g2p.program.entitlement.manager.inkind"]
+
+    # ------------------------------------------------------------------
+    # Actions
+    # ------------------------------------------------------------------
+    def action_open_inkind_entitlements(self):
+        """The cycle's in-kind entitlements. :return: an ``ir.actions.act_window`` dict."""
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "spp_entitlement_in_kind.g2p_entitlement_inkind_action"
+        )
+        action["domain"] = [("cycle_id", "=", self.id)]
+        action["context"] = {"search_default_group_state": 1}
+        return action
+
+    def action_open_inkind_transfers(self):
+        """The cycle's transfers (pickings of its procurement group), for stock users.
+        :return: an ``ir.actions.act_window`` dict on ``stock.picking``."""
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("stock.action_picking_tree_all")
+        action["domain"] = [("group_id", "=", self.sudo().inkind_procurement_group_id.id or 0)]
+        action["context"] = {"create": False}
+        return action
+
+    def action_post_deliveries(self):
+        """Post to stock what was redeemed on the cycles' in-kind entitlements since the
+        last posting: per cycle, warehouse, service point and product, the handed-out
+        quantity (in the product's UoM) becomes done on the reserved delivery move, so
+        that on-hand drops by what was handed out; redemptions reversed after they were
+        posted come back into stock and are reserved again. Safe to call at any time
+        and again (a second call with nothing new redeemed changes nothing).
+
+        :return: True
+        :raise AccessError: the user is not a cycle approver.
+        """
+        if not self.env.su and not self.env.user.has_group("g2p_programs_ext.group_cycle_approver"):
+            raise AccessError(_("[not_allowed] Only cycle approvers post deliveries."))
+        self.check_access_rule("read")
+        for cycle in self:
+            cycle._inkind_post_deliveries()
+        return True
+
+    def _inkind_post_deliveries(self):
+        self.ensure_one()
+        result = self.env["g2p.inkind.stock"].sudo()._post([self.id])
+        if result["delivered"] or result["returned"]:
+            self.message_post(
+                body=_(
+                    "Deliveries posted: %(delivered)s delivery line(s) done, %(returned)s return line(s).",
+                    delivered=result["delivered"],
+                    returned=result["returned"],
+                )
+            )
+        return result
+
+    @api.model
+    def _cron_post_deliveries(self):
+        """Scheduled action (hourly): post the deliveries of every approved or distributed
+        cycle that reserved stock (closing posts the others one last time). A cycle that
+        fails is logged and left for the next run."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            """SELECT DISTINCT c.id FROM g2p_cycle c JOIN stock_move m ON m.g2p_cycle_id = c.id
+                WHERE c.state IN ('approved', 'distributed') ORDER BY c.id"""
+        )
+        cycle_ids = [row[0] for row in self.env.cr.fetchall()]
+        for cycle in self.sudo().browse(cycle_ids):
+            try:
+                with self.env.cr.savepoint():
+                    cycle._inkind_post_deliveries()
+            except UserError as exc:
+                _logger.warning("Posting the deliveries of cycle %s failed: %s", cycle.id, exc)
+        return True
+
+    # ------------------------------------------------------------------
+    # Stock helpers
+    # ------------------------------------------------------------------
+    def _inkind_procurement_group(self):
+        """The cycle's procurement group (created on first use). :return: procurement.group"""
+        self.ensure_one()
+        cycle = self.sudo()
+        if not cycle.inkind_procurement_group_id:
+            cycle.inkind_procurement_group_id = (
+                self.env["procurement.group"].sudo().create({"name": cycle.name, "move_type": "direct"})
+            )
+        return cycle.inkind_procurement_group_id
+
+    def _inkind_coverage(self):
+        """Rows of the coverage table: per (warehouse, product), quantities in the
+        product's UoM. :return: list of dicts (warehouse, product, needed, reserved,
+        delivered, free, short)."""
+        self.ensure_one()
+        Stock = self.env["g2p.inkind.stock"].sudo()
+        self.env.flush_all()
+        cr = self.env.cr
+        figures = defaultdict(lambda: {"needed": defaultdict(float), "reserved": 0.0, "delivered": 0.0})
+        cr.execute(
+            """SELECT COALESCE(sp.warehouse_id, mg.warehouse_id), e.product_id, e.uom_id, SUM(e.quantity)
+                 FROM g2p_entitlement_inkind e
+                 JOIN g2p_program_entitlement_manager_inkind_item it ON it.id = e.inkind_item_id
+                 JOIN g2p_program_entitlement_manager_inkind mg ON mg.id = it.manager_id
+                 LEFT JOIN spp_service_point sp ON sp.id = e.service_point_id
+                WHERE e.cycle_id = %s AND mg.manage_inventory AND e.state IN ('draft', 'pending_validation')
+                  AND COALESCE(sp.warehouse_id, mg.warehouse_id) IS NOT NULL
+                GROUP BY 1, 2, 3""",
+            [self.id],
+        )
+        for warehouse_id, product_id, uom_id, quantity in cr.fetchall():
+            figures[(warehouse_id, product_id)]["needed"][uom_id] += quantity
+        customers = Stock._customer_location().id
+        cr.execute(
+            """SELECT COALESCE(src.warehouse_id, dst.warehouse_id), m.product_id,
+                      SUM(CASE WHEN m.state NOT IN ('done', 'cancel') AND m.location_dest_id = %(c)s
+                               THEN m.product_qty ELSE 0 END),
+                      SUM(CASE WHEN m.state = 'done' AND m.location_dest_id = %(c)s THEN m.product_qty
+                               WHEN m.state = 'done' AND m.location_id = %(c)s THEN -m.product_qty
+                               ELSE 0 END)
+                 FROM stock_move m
+                 JOIN stock_location src ON src.id = m.location_id
+                 JOIN stock_location dst ON dst.id = m.location_dest_id
+                WHERE m.g2p_cycle_id = %(cycle)s
+                GROUP BY 1, 2""",
+            {"c": customers, "cycle": self.id},
+        )
+        for warehouse_id, product_id, reserved, delivered in cr.fetchall():
+            figures[(warehouse_id, product_id)]["reserved"] += reserved
+            figures[(warehouse_id, product_id)]["delivered"] += delivered
+        Warehouse = self.env["stock.warehouse"].sudo()
+        Product = self.env["product.product"].sudo()
+        rows = []
+        for (warehouse_id, product_id), fig in sorted(figures.items()):
+            warehouse = Warehouse.browse(warehouse_id)
+            product = Product.browse(product_id)
+            needed = Stock._product_qty(fig["needed"], product)
+            free = product.with_context(location=warehouse.lot_stock_id.id).free_qty
+            rows.append(
+                {
+                    "warehouse": warehouse,
+                    "product": product,
+                    "needed": needed,
+                    "reserved": fig["reserved"],
+                    "delivered": fig["delivered"],
+                    "free": free,
+                    "short": max(0.0, needed - free),
+                }
+            )
+        return rows
+
+    @api.model
+    def _inkind_coverage_table(self, rows):
+        headers = [
+            _("Warehouse"),
+            _("Product"),
+            _("Unit"),
+            _("Needed (awaiting approval)"),
+            _("Reserved"),
+            _("Delivered"),
+            _("Free now"),
+            _("Short"),
+        ]
+        head = Markup("").join(Markup("<th>%s</th>") % h for h in headers)
+        body = Markup("")
+        for row in rows:
+            cells = [row["warehouse"].name, row["product"].display_name, row["product"].uom_id.name]
+            cells += ["%g" % round(row[k], 6) for k in ("needed", "reserved", "delivered", "free", "short")]
+            css = ' class="text-danger"' if row["short"] > 0 else ""
+            body += Markup("<tr%s>%s</tr>") % (
+                Markup(css),
+                Markup("").join(Markup("<td>%s</td>") % escape(c) for c in cells),
+            )
+        return Markup('<table class="table table-sm"><thead><tr>%s</tr></thead><tbody>%s</tbody></table>') % (
+            head,
+            body,
+        )

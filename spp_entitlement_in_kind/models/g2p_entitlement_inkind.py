@@ -1,0 +1,163 @@
+"""In-kind entitlements. Their stock work is done by ``g2p.inkind.stock``."""
+
+from odoo import _, api, fields, models
+
+from .g2p_inkind_stock import MOVE_REL
+
+
+class G2PEntitlementInkind(models.Model):
+    _name = "g2p.entitlement.inkind"
+    _inherit = ["g2p.entitlement.base"]
+    _description = "In-kind entitlement"
+
+    # ------------------------------------------------------------------
+    # What
+    # ------------------------------------------------------------------
+    inkind_item_id = fields.Many2one(
+        "g2p.program.entitlement.manager.inkind.item",
+        string="Item",
+        required=True,
+        ondelete="restrict",
+        readonly=True,
+    )
+    product_id = fields.Many2one("product.product", required=True, ondelete="restrict", readonly=True)
+    uom_id = fields.Many2one("uom.uom", string="UoM", required=True, ondelete="restrict", readonly=True)
+    quantity = fields.Float(digits="Product Unit of Measure", readonly=True, help="In the entitlement's UoM.")
+    unit_price = fields.Float(
+        digits="Product Price",
+        readonly=True,
+        help="The product's cost at generation, per unit of the product's UoM, in the company's currency.",
+    )
+    currency_id = fields.Many2one(related="cycle_id.program_id.currency_id")
+    # editable stored computes (readonly in the views): generation gives their values
+    # outright, so that creating 100,000 entitlements computes nothing per record
+    total_amount = fields.Float(
+        digits="Product Price",
+        compute="_compute_total_amount",
+        store=True,
+        readonly=False,
+        precompute=True,
+        help="Quantity (converted to the product's UoM) times the unit price, in the company's currency.",
+    )
+
+    # ------------------------------------------------------------------
+    # Where
+    # ------------------------------------------------------------------
+    # service_point_id comes from spp_service_points (on every entitlement model);
+    # in-kind: the manager sets it at generation, and it groups the reservations.
+    service_point_id = fields.Many2one(readonly=True)
+    warehouse_id = fields.Many2one(
+        "stock.warehouse",
+        ondelete="restrict",
+        readonly=True,
+        help="The warehouse that serves it: its service point's, else the manager's (set again on approval).",
+    )
+
+    # ------------------------------------------------------------------
+    # Handed out
+    # ------------------------------------------------------------------
+    quantity_redeemed = fields.Float(
+        digits="Product Unit of Measure",
+        default=0.0,
+        readonly=True,
+        copy=False,
+        help="In the entitlement's UoM.",
+    )
+    quantity_balance = fields.Float(
+        digits="Product Unit of Measure",
+        compute="_compute_quantity_balance",
+        store=True,
+        readonly=False,
+        precompute=True,
+        help="Quantity less what was redeemed, in the entitlement's UoM.",
+    )
+
+    # ------------------------------------------------------------------
+    # Stock
+    # ------------------------------------------------------------------
+    move_ids = fields.Many2many(
+        "stock.move",
+        MOVE_REL,
+        "entitlement_id",
+        "move_id",
+        string="Stock moves",
+        readonly=True,
+        copy=False,
+        help="The delivery move that holds this entitlement's reservation (shared by the entitlements "
+        "of the same cycle, warehouse, service point and product).",
+    )
+
+    _sql_constraints = [
+        (
+            "cycle_partner_item_uniq",
+            "unique(cycle_id, partner_id, inkind_item_id)",
+            "One in-kind entitlement per beneficiary, item and cycle.",
+        ),
+        ("code_uniq", "unique(code)", "ERNs are unique."),
+        ("quantity_positive", "CHECK (quantity > 0)", "An in-kind entitlement is for a positive quantity."),
+        (
+            "redeemed_within",
+            "CHECK (quantity_redeemed >= 0 AND quantity_redeemed <= quantity)",
+            "Redeemed quantity must stay between 0 and the entitlement.",
+        ),
+    ]
+
+    @api.depends("quantity", "uom_id", "product_id", "unit_price")
+    def _compute_total_amount(self):
+        factors = {}
+        for entitlement in self:
+            pair = (entitlement.uom_id, entitlement.product_id.uom_id)
+            if pair not in factors:
+                factors[pair] = pair[0]._compute_quantity(1.0, pair[1], round=False) if all(pair) else 1.0
+            entitlement.total_amount = entitlement.quantity * factors[pair] * entitlement.unit_price
+
+    @api.depends("quantity", "quantity_redeemed")
+    def _compute_quantity_balance(self):
+        for entitlement in self:
+            entitlement.quantity_balance = entitlement.quantity - entitlement.quantity_redeemed
+
+    def _compute_display_name(self):
+        for entitlement in self:
+            entitlement.display_name = entitlement.code or _(
+                "%(qty)s %(uom)s %(product)s for %(name)s",
+                qty=entitlement.quantity,
+                uom=entitlement.uom_id.name,
+                product=entitlement.product_id.name,
+                name=entitlement.partner_id.name,
+            )
+
+    # ------------------------------------------------------------------
+    # Lifecycle hooks (g2p.entitlement.base)
+    # ------------------------------------------------------------------
+    def _redeemed_quantity_field(self):
+        return "quantity_redeemed"
+
+    def _validation_groups(self):
+        if not self:
+            return {}
+        self.flush_recordset(["program_id"])
+        self.env.cr.execute(f"SELECT id, program_id FROM {self._table} WHERE id = ANY(%s)", [self.ids])
+        program_of = dict(self.env.cr.fetchall())
+        managers = (
+            self.env["g2p.program.entitlement.manager.inkind"]
+            .sudo()
+            .search([("program_id", "in", list(set(program_of.values())))])
+        )
+        by_program = {m.program_id.id: m.validation_group_id for m in managers}
+        return {eid: by_program.get(program_of.get(eid)) for eid in self.ids}
+
+    def _before_approve(self):
+        """Check the stock of the entitlements about to be approved and reserve it."""
+        res = super()._before_approve()
+        self.env["g2p.inkind.stock"].sudo()._reserve(self.sudo())
+        return res
+
+    def _release(self):
+        """Give back the stock of approved entitlements about to be rejected, cancelled,
+        expired or closed: what they will never take (quantity − quantity redeemed).
+        What was redeemed but not yet posted stays reserved for the next posting.
+
+        Called before their state changes; calling it again after is harmless."""
+        res = super()._release()
+        self.env["g2p.inkind.stock"].sudo()._release(self.sudo())
+        return res

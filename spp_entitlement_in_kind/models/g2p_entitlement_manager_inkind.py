@@ -1,0 +1,218 @@
+from odoo import _, api, fields, models
+from odoo.exceptions import ValidationError
+from odoo.tools import float_round
+
+
+class G2PEntitlementManagerInkind(models.Model):
+    """Makes in-kind entitlements: one per cycle, beneficiary and item."""
+
+    _name = "g2p.program.entitlement.manager.inkind"
+    _inherit = ["g2p.program.entitlement.manager.base"]
+    _description = "In-kind entitlement manager"
+
+    item_ids = fields.One2many(
+        "g2p.program.entitlement.manager.inkind.item", "manager_id", string="Items", copy=True
+    )
+    manage_inventory = fields.Boolean(
+        default=True,
+        help="Check the stock and reserve it when entitlements are approved; post the handed-out "
+        "quantities as deliveries. Off: entitlements are approved without touching stock.",
+    )
+    warehouse_id = fields.Many2one(
+        "stock.warehouse",
+        ondelete="restrict",
+        default=lambda self: self._default_warehouse(),
+        domain="[('company_id', '=', company_id)]",
+        help="Default source of the goods; a beneficiary's service point with its own warehouse "
+        "is served from that one instead.",
+    )
+
+    @api.model
+    def _default_warehouse(self):
+        return self.env["stock.warehouse"].search([("company_id", "=", self.env.company.id)], limit=1)
+
+    @api.constrains("warehouse_id", "program_id")
+    def _check_warehouse_company(self):
+        for manager in self.filtered("warehouse_id"):
+            if manager.warehouse_id.company_id != manager.program_id.company_id:
+                raise ValidationError(
+                    _(
+                        "[wrong_company] Warehouse %(warehouse)s belongs to %(wh_company)s, program %(program)s "
+                        "to %(company)s: choose a warehouse of the program's company.",
+                        warehouse=manager.warehouse_id.display_name,
+                        wh_company=manager.warehouse_id.company_id.name,
+                        program=manager.program_id.name,
+                        company=manager.program_id.company_id.name,
+                    )
+                )
+
+    def _entitlement_model(self):
+        return "g2p.entitlement.inkind"
+
+    def _existing_keys(self, cycle, partner_ids):
+        """{(partner id, item id)} already generated in ``cycle`` for ``partner_ids``."""
+        self.env["g2p.entitlement.inkind"].flush_model(["cycle_id", "partner_id", "inkind_item_id"])
+        self.env.cr.execute(
+            "SELECT partner_id, inkind_item_id FROM g2p_entitlement_inkind "
+            "WHERE cycle_id = %s AND partner_id = ANY(%s)",
+            [cycle.id, list(partner_ids)],
+        )
+        return set(self.env.cr.fetchall())
+
+    def _prepare_entitlements(self, cycle, partner_ids):
+        """One in-kind entitlement per beneficiary and item whose quantity is positive.
+
+        quantity = the item's figure (formula, else ``quantity``) times the multiplier
+        (capped), rounded to the item UoM's rounding, in the item's UoM. The service
+        point is the beneficiary's; the warehouse the service point's, else the
+        manager's; ``unit_price`` the product's cost (per product UoM, in the company's
+        currency).
+
+        :param cycle: g2p.cycle
+        :param partner_ids: list of res.partner ids (enrolled cycle members)
+        :return: (list of g2p.entitlement.inkind values, skipped count)
+        """
+        self.ensure_one()
+        existing = self._existing_keys(cycle, partner_ids)
+        self.env.flush_all()
+        self.env.cr.execute(
+            "SELECT p.id, p.service_point_id, sp.warehouse_id FROM res_partner p "
+            "LEFT JOIN spp_service_point sp ON sp.id = p.service_point_id WHERE p.id = ANY(%s)",
+            [list(partner_ids)],
+        )
+        points = {pid: (sp_id, wh_id) for pid, sp_id, wh_id in self.env.cr.fetchall()}
+        # values given outright, computed ones included: the ORM computes nothing per record
+        common = dict(cycle._entitlement_common_vals(), quantity_redeemed=0.0)
+        vals = []
+        skipped = 0
+        for item in self.item_ids:
+            todo = [pid for pid in partner_ids if (pid, item.id) not in existing]
+            if not todo:
+                continue
+            figures, item_skipped = item._figures(todo)
+            skipped += item_skipped
+            unit_price = item.product_id.with_company(cycle.company_id).standard_price
+            factor = item.uom_id._compute_quantity(1.0, item.product_id.uom_id, round=False)
+            rounding = item.uom_id.rounding
+            for pid in todo:
+                if pid not in figures:
+                    continue
+                quantity = float_round(figures[pid], precision_rounding=rounding)
+                if quantity <= 0:
+                    continue
+                sp_id, sp_warehouse_id = points.get(pid, (None, None))
+                vals.append(
+                    {
+                        **common,
+                        "partner_id": pid,
+                        "inkind_item_id": item.id,
+                        "product_id": item.product_id.id,
+                        "uom_id": item.uom_id.id,
+                        "quantity": quantity,
+                        "quantity_balance": quantity,
+                        "unit_price": unit_price,
+                        "total_amount": quantity * factor * unit_price,
+                        "service_point_id": sp_id or False,
+                        "warehouse_id": sp_warehouse_id or self.warehouse_id.id or False,
+                    }
+                )
+        return vals, skipped
+
+
+class G2PEntitlementManagerInkindItem(models.Model):
+    """A good of the basket: a storable product and a quantity per beneficiary."""
+
+    _name = "g2p.program.entitlement.manager.inkind.item"
+    _inherit = ["g2p.program.entitlement.item.mixin"]
+    _description = "In-kind entitlement item"
+
+    manager_id = fields.Many2one(
+        "g2p.program.entitlement.manager.inkind", required=True, ondelete="cascade", index=True
+    )
+    product_id = fields.Many2one(
+        "product.product",
+        required=True,
+        ondelete="restrict",
+        domain="[('detailed_type', '=', 'product')]",
+        help="A storable product: its stock is checked and reserved on approval.",
+    )
+    quantity = fields.Float(
+        required=True,
+        default=1.0,
+        digits="Product Unit of Measure",
+        help="Per beneficiary, in the item's UoM.",
+    )
+    product_uom_category_id = fields.Many2one(related="product_id.uom_id.category_id")
+    uom_id = fields.Many2one(
+        "uom.uom",
+        string="UoM",
+        required=True,
+        ondelete="restrict",
+        compute="_compute_uom_id",
+        store=True,
+        readonly=False,
+        precompute=True,
+        domain="[('category_id', '=', product_uom_category_id)]",
+        help="Unit of the quantity; of the same category as the product's (e.g. g for a product in kg).",
+    )
+
+    @api.depends("product_id")
+    def _compute_uom_id(self):
+        for item in self:
+            if not item.uom_id or item.uom_id.category_id != item.product_id.uom_id.category_id:
+                item.uom_id = item.product_id.uom_id
+
+    @api.constrains("product_id")
+    def _check_product(self):
+        for item in self:
+            if item.product_id.detailed_type != "product":
+                raise ValidationError(
+                    _(
+                        "[not_storable] %(item)s: %(product)s is not a storable product (a service or "
+                        "consumable has no stock to reserve). Choose a storable product.",
+                        item=item._item_label(),
+                        product=item.product_id.display_name,
+                    )
+                )
+
+    @api.constrains("product_id", "uom_id")
+    def _check_uom(self):
+        for item in self:
+            if item.uom_id.category_id != item.product_id.uom_id.category_id:
+                raise ValidationError(
+                    _(
+                        "[wrong_uom] %(item)s: %(uom)s is not a unit of the category of %(product)s "
+                        "(%(category)s). Choose a unit such as %(product_uom)s.",
+                        item=item._item_label(),
+                        uom=item.uom_id.name,
+                        product=item.product_id.display_name,
+                        category=item.product_id.uom_id.category_id.name,
+                        product_uom=item.product_id.uom_id.name,
+                    )
+                )
+
+    @api.constrains("quantity")
+    def _check_quantity(self):
+        for item in self:
+            if item.quantity <= 0:
+                raise ValidationError(
+                    _(
+                        "[bad_quantity] %(item)s: the quantity must be positive (%(qty)s given).",
+                        item=item._item_label(),
+                        qty=item.quantity,
+                    )
+                )
+
+    def _compute_display_name(self):
+        for item in self:
+            item.display_name = "%s %s %s" % (
+                item.product_id.display_name or "",
+                item.quantity,
+                item.uom_id.name or "",
+            )
+
+    def _base_figure(self):
+        return self.quantity
+
+    def _base_variable(self):
+        return "base_quantity"

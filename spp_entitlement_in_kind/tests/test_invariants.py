@@ -1,0 +1,219 @@
+"""Property-based test: any sequence of approvals, rejections, cancellations,
+redemptions, reversals, postings, expiries, resets and closings keeps the stock
+invariants of the contract.
+
+Per product and warehouse, after every step:
+- on-hand drop = what the done moves delivered (net of returns);
+- forecast drop = free drop = reserved + delivered (reservations are really held);
+- per key (cycle × warehouse × service point × product): at most one open move, which
+  every linked entitlement points to, holding max(0, committed − delivered)
+  (committed: the quantity of an open entitlement, the redeemed quantity of any other);
+- reserved + delivered + released = approved (whenever no reversal waits to be returned);
+- right after a posting, delivered = redeemed for every key.
+"""
+
+import math
+from collections import defaultdict
+from datetime import timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from odoo.tests import tagged
+
+from .common import InkindCommon
+
+N = 7  # entitlements of the common fixture: 4 rice + 3 oil
+OPEN = ("approved", "transferred")
+# Redemptions, reversals and postings weigh more: they are what the stock has to follow;
+# a closing ends the story, so it is rare.
+NAMES = ["redeem"] * 6 + ["post"] * 3 + ["reverse"] * 3 + ["reject", "cancel", "expire", "reset", "approve"]
+NAMES += ["approve_all", "close"]
+OPERATIONS = st.tuples(st.sampled_from(NAMES), st.integers(0, N - 1), st.sampled_from([0.2, 0.4, 0.5, 1.0]))
+
+
+@tagged("post_install", "-at_install")
+class TestStockInvariants(InkindCommon):
+    @settings(
+        max_examples=25,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(st.booleans(), st.lists(OPERATIONS, min_size=8, max_size=20))
+    def test_random_sequences_keep_the_invariants(self, validate_first, operations):
+        savepoint = self.env.cr.savepoint()
+        try:
+            # half the stories start with the cycle validated, the others approve one by one
+            self.run_sequence([("approve_all", 0, 1.0)] * validate_first + operations)
+        finally:
+            savepoint.close(rollback=True)
+            self.env.invalidate_all()
+
+    # ------------------------------------------------------------------
+    def run_sequence(self, operations):
+        cycle = self.pending_cycle()
+        entitlements = cycle.inkind_entitlement_ids.sorted("id").sudo()
+        self.assertEqual(len(entitlements), N)
+        keys = [(p, w) for p in (self.rice, self.oil) for w in (self.wh_main, self.wh_north)]
+        self.start = {key: self.figures(*key) for key in keys}
+        self.approved = defaultdict(float)  # product -> quantity ever committed by approvals
+        self.released = defaultdict(float)  # product -> quantity given back
+        self.ever_approved = set()
+        for step, operation in enumerate(operations):
+            posted = self.apply(cycle, entitlements, operation)
+            self.check(cycle, entitlements, "step %s %s of %s" % (step, operation, operations), posted)
+
+    def product_qty(self, entitlement, quantity):
+        return entitlement.uom_id._compute_quantity(quantity, entitlement.product_id.uom_id, round=False)
+
+    def release(self, entitlement):
+        if entitlement.state in OPEN:
+            self.released[entitlement.product_id] += self.product_qty(
+                entitlement, entitlement.quantity - entitlement.quantity_redeemed
+            )
+
+    def approve(self, records):
+        for e in records:
+            held = e.quantity_redeemed if e.id in self.ever_approved else 0.0
+            self.approved[e.product_id] += self.product_qty(e, e.quantity - held)
+            self.ever_approved.add(e.id)
+
+    ELIGIBLE = {
+        "approve": lambda e: e.state == "pending_validation",
+        "reject": lambda e: e.state in ("draft", "pending_validation", "approved"),
+        "cancel": lambda e: e.state in ("draft", "pending_validation", "approved", "transferred"),
+        "redeem": lambda e: e.state in OPEN and e.quantity_balance > 0,
+        "reverse": lambda e: e.state in ("approved", "redeemed") and e.quantity_redeemed > 0,
+        "expire": lambda e: e.state in OPEN and not e.quantity_redeemed,
+        "reset": lambda e: e.state in ("pending_validation", "rejected", "cancelled"),
+    }
+
+    def apply(self, cycle, entitlements, operation):
+        """Run ``operation`` as the role that would; return True when it posted. The
+        index picks among the entitlements the operation applies to (none: skipped)."""
+        name, index, fraction = operation
+        if name in ("approve_all", "post", "close"):
+            return getattr(self, "op_%s" % name)(cycle, entitlements)
+        eligible = entitlements.filtered(self.ELIGIBLE[name])
+        if eligible:
+            getattr(self, "op_%s" % name)(eligible[index % len(eligible)], fraction)
+        return False
+
+    def op_approve(self, e, _fraction):
+        self.approve(e)
+        e.with_user(self.validator).approve_entitlement()
+
+    def op_approve_all(self, cycle, entitlements):
+        self.approve(entitlements.filtered(lambda x: x.state == "pending_validation"))
+        cycle.with_user(self.validator).validate_entitlement()
+        return False
+
+    def op_reject(self, e, _fraction):
+        self.release(e)
+        e.with_user(self.validator).action_reject("declined")
+
+    def op_cancel(self, e, _fraction):
+        self.release(e)
+        e.with_user(self.manager).action_cancel()
+
+    def op_redeem(self, e, fraction):
+        self.redeem(e, min(round(e.quantity * fraction, 6), e.quantity_balance))
+
+    def op_reverse(self, e, fraction):
+        step = 10.0 if e.uom_id == self.gram else 0.01
+        quantity = math.floor(e.quantity_redeemed * min(fraction * 2, 1.0) / step + 1e-9) * step
+        if quantity > 0:
+            self.reverse(e, quantity)
+
+    def op_expire(self, e, _fraction):
+        self.release(e)
+        e.valid_until = self.today - timedelta(days=1)
+        self.env["g2p.entitlement.inkind"]._cron_expire()
+        self.assertEqual(e.state, "expired")
+
+    def op_reset(self, e, _fraction):
+        e.with_user(self.manager).action_reset_to_draft()
+        e._set_state(e._check_transition("submit"))
+
+    def op_post(self, cycle, _entitlements):
+        cycle.with_user(self.approver).action_post_deliveries()
+        return True
+
+    def op_close(self, cycle, entitlements):
+        """What the closing addon does: post, release, then the final states."""
+        cycle.with_user(self.approver).action_post_deliveries()
+        open_ones = entitlements.filtered(lambda x: x.state in OPEN)
+        for x in open_ones:
+            self.release(x)
+        open_ones._release()
+        for x in open_ones:
+            if x.quantity_redeemed >= x.quantity:
+                x._set_state("redeemed")
+            elif x.quantity_redeemed:
+                x._set_state(x._check_transition("redeem_partially"))
+            else:
+                x._set_state(x._check_transition("expire"))
+        return True
+
+    def check(self, cycle, entitlements, where, posted):
+        customers = self.env.ref("stock.stock_location_customers")
+        warehouses = {w.lot_stock_id: w for w in (self.wh_main, self.wh_north)}
+        # from the stock moves, per key (product, warehouse, service point)
+        reserved = defaultdict(float)
+        delivered = defaultdict(float)
+        open_move = {}
+        for move in self.env["stock.move"].search([("g2p_cycle_id", "=", cycle.id)]):
+            if move.location_dest_id == customers:
+                key = (move.product_id, warehouses[move.location_id], move.g2p_service_point_id)
+                if move.state == "done":
+                    delivered[key] += move.product_qty
+                elif move.state != "cancel":
+                    self.assertNotIn(key, open_move, "%s: one open move per key" % where)
+                    open_move[key] = move
+                    reserved[key] += move.product_qty
+            elif move.state == "done":
+                key = (move.product_id, warehouses[move.location_dest_id], move.g2p_service_point_id)
+                delivered[key] -= move.product_qty
+        # from the entitlements
+        committed = defaultdict(float)
+        redeemed = defaultdict(float)
+        for e in entitlements:
+            move = e.move_ids
+            if not move:
+                continue
+            self.assertEqual(len(move), 1, where)
+            key = (move.product_id, warehouses[move.location_id], move.g2p_service_point_id)
+            if key in open_move:
+                self.assertEqual(move, open_move[key], "%s: links follow the open move" % where)
+            committed[key] += self.product_qty(e, e.quantity if e.state in OPEN else e.quantity_redeemed)
+            redeemed[key] += self.product_qty(e, e.quantity_redeemed)
+        for key in set(committed) | set(open_move):
+            target = committed[key] - delivered[key]
+            self.assertAlmostEqual(reserved[key], max(0.0, target), places=6, msg="%s: key %s" % (where, key))
+            if key in open_move:
+                self.assertEqual(open_move[key].state, "assigned", where)
+            if posted:
+                self.assertAlmostEqual(
+                    delivered[key], redeemed[key], places=6, msg="%s: key %s" % (where, key)
+                )
+        # per product and warehouse, against the quantities Odoo reports
+        for product, warehouse in self.start:
+            start, now = self.start[(product, warehouse)], self.figures(product, warehouse)
+            out = sum(q for k, q in delivered.items() if k[:2] == (product, warehouse))
+            held = out + sum(q for k, q in reserved.items() if k[:2] == (product, warehouse))
+            self.assertAlmostEqual(start["on_hand"] - now["on_hand"], out, places=6, msg=where)
+            self.assertAlmostEqual(start["forecast"] - now["forecast"], held, places=6, msg=where)
+            self.assertAlmostEqual(start["free"] - now["free"], held, places=6, msg=where)
+        # the contract's identity, whenever no reversal waits to be returned
+        if all(committed[k] - delivered[k] >= -1e-9 for k in committed):
+            for product in (self.rice, self.oil):
+                stock = sum(q for k, q in reserved.items() if k[0] == product)
+                stock += sum(q for k, q in delivered.items() if k[0] == product)
+                self.assertAlmostEqual(
+                    stock + self.released[product],
+                    self.approved[product],
+                    places=6,
+                    msg="%s: %s" % (where, product.name),
+                )

@@ -1,0 +1,63 @@
+from odoo import api, fields, models
+
+
+class G2PEntitlementInkind(models.Model):
+    """In-kind entitlements: what the redemption API needs to know about their figures
+    (quantities in the entitlement's unit of measure). Redemptions only update
+    ``quantity_redeemed``; spp_entitlement_in_kind posts the stock in batches."""
+
+    _inherit = "g2p.entitlement.inkind"
+
+    transaction_ids = fields.One2many(
+        "spp.entitlement.transaction", "inkind_entitlement_id", string="Transactions"
+    )
+    transaction_count = fields.Integer(compute="_compute_transaction_count", string="Number of transactions")
+
+    def _compute_transaction_count(self):
+        counts = dict(
+            self.env["spp.entitlement.transaction"]._read_group(
+                [("inkind_entitlement_id", "in", self.ids)], ["inkind_entitlement_id"], ["__count"]
+            )
+        )
+        for entitlement in self:
+            entitlement.transaction_count = counts.get(entitlement, 0)
+
+    def action_open_transactions(self):
+        """Open the redemptions and reversals of this entitlement (read-only list)."""
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "spp_entitlement_transactions.spp_entitlement_transaction_action"
+        )
+        action["domain"] = [("inkind_entitlement_id", "=", self.id)]
+        action["context"] = {}
+        return action
+
+    # ------------------------------------------------------------------
+    # Redemption hooks (see spp.entitlement.transaction)
+    # ------------------------------------------------------------------
+    def _redemption_total(self):
+        """What the entitlement is for, in its unit of measure."""
+        return self.quantity
+
+    def _redemption_rounding(self):
+        return self.uom_id.rounding or 0.001
+
+    def _redemption_currency(self):
+        return self.currency_id
+
+    def _redemption_unit(self):
+        return self.uom_id.name or ""
+
+    def _redemption_product(self):
+        return self.product_id
+
+    def _redemption_uom(self):
+        return self.uom_id
+
+    @api.model
+    def _redemption_link_field(self):
+        return "inkind_entitlement_id"
+
+    @api.model
+    def _redemption_figure_field(self):
+        return "quantity"

@@ -1,0 +1,140 @@
+from odoo.exceptions import UserError, ValidationError
+from odoo.tests import tagged
+
+from .common import InkindRedemptionCase
+
+
+@tagged("post_install", "-at_install")
+class TestInkindRedemption(InkindRedemptionCase):
+    def inkind_snapshot(self):
+        self.env.invalidate_all()
+        return [(e.id, e.quantity_redeemed, e.quantity_balance, e.state) for e in self.ink_a1 | self.ink_b1]
+
+    def stock_snapshot(self):
+        self.env.invalidate_all()
+        moves = self.env["stock.move"].sudo().search([("product_id", "=", self.rice.id)])
+        rice = self.rice.with_context(warehouse=self.warehouse.id)
+        return (moves.ids, [(m.state, m.quantity) for m in moves], rice.qty_available)
+
+    def test_lookup_inkind(self):
+        self.assertEqual(
+            self.api(self.agent_a).lookup(self.ink_a1.code),
+            {
+                "code": self.ink_a1.code,
+                "beneficiary": "House A1",
+                "household": "House A1",
+                "product": "Rice",
+                "uom": "kg",
+                "balance": 10.0,
+                "valid_until": str(self.inkind_cycle.end_date),
+                "state": "approved",
+            },
+        )
+
+    def test_redeem_records_the_quantity_and_leaves_stock_alone(self):
+        stock = self.stock_snapshot()
+        agent = self.api(self.agent_a)
+        answer = agent.redeem(self.ink_a1.code, 4, self.point_a.id, "IK-1")
+        self.assertEqual((answer["balance"], answer["state"]), (6.0, "approved"))
+        self.assertEqual(self.ink_a1.quantity_redeemed, 4.0)
+        self.assertEqual(self.ink_a1.quantity_balance, 6.0)
+        transaction = self.Transaction.sudo().browse(answer["transaction_id"])
+        self.assertRecordValues(
+            transaction,
+            [
+                {
+                    "inkind_entitlement_id": self.ink_a1.id,
+                    "entitlement_id": False,
+                    "quantity": 4.0,
+                    "net_quantity": 4.0,
+                    "amount": 0.0,
+                    "product_id": self.rice.id,
+                    "uom_id": self.kg.id,
+                    "balance_after": 6.0,
+                }
+            ],
+        )
+        # Stock is posted in batches by spp_entitlement_in_kind, never by a redemption.
+        self.assertEqual(self.stock_snapshot(), stock)
+        message = self.assertRefused(
+            "over_balance",
+            agent.redeem,
+            self.ink_a1.code,
+            100.0,
+            self.point_a.id,
+            "IK-2",
+            exception=UserError,
+        )
+        self.assertEqual(
+            message, "[over_balance] Entitlement %s: 6.0 kg left, 100.0 kg asked." % self.ink_a1.code
+        )
+        # Grams of precision: 5.9995 kg is rounded to the unit's 0.001.
+        answer = agent.redeem(self.ink_a1.code, 5.9995, self.point_a.id, "IK-3")
+        self.assertAlmostEqual(answer["balance"], 0.0 if answer["state"] == "redeemed" else 0.001, places=6)
+
+    def test_full_then_reverse_inkind(self):
+        agent = self.api(self.agent_b)
+        answer = agent.redeem(self.ink_b1.code, 10.0, self.point_b.id, "IKF-1")
+        self.assertEqual((answer["balance"], answer["state"]), (0.0, "redeemed"))
+        self.assertEqual(self.ink_b1.state, "redeemed")
+        reversal = agent.reverse("IKF-1", self.point_b.id, "Bag was torn, taken back")
+        self.assertEqual((reversal["balance"], reversal["state"]), (10.0, "approved"))
+        self.assertEqual(self.ink_b1.quantity_redeemed, 0.0)
+        self.assertEqual(self.Transaction.sudo().browse(reversal["transaction_id"]).net_quantity, -10.0)
+
+    def test_inkind_refusals_change_nothing(self):
+        before = self.inkind_snapshot()
+        agent = self.api(self.agent_a)
+        self.assertRefused(
+            "wrong_service_point",
+            agent.redeem,
+            self.ink_b1.code,
+            1,
+            self.point_a.id,
+            "IKR-1",
+            exception=UserError,
+        )
+        self.assertRefused(
+            "bad_quantity",
+            agent.redeem,
+            self.ink_a1.code,
+            0.0001,
+            self.point_a.id,
+            "IKR-2",
+            exception=ValidationError,
+        )
+        self.assertRefused(
+            "bad_quantity",
+            agent.redeem,
+            self.ink_a1.code,
+            -1,
+            self.point_a.id,
+            "IKR-3",
+            exception=ValidationError,
+        )
+        self.assertEqual(self.inkind_snapshot(), before)
+
+    def test_offline_list_and_batch_mix_cash_and_inkind(self):
+        agent = self.api(self.agent_a)
+        codes = {row["code"]: row for row in agent.entitlements_for_service_point(self.point_a.id)}
+        self.assertEqual(set(codes), {self.ent_a1.code, self.ent_a2.code, self.ink_a1.code})
+        self.assertEqual((codes[self.ink_a1.code]["product"], codes[self.ink_a1.code]["uom"]), ("Rice", "kg"))
+        lines = [
+            {"code": self.ent_a1.code, "quantity": 50, "reference": "MIX-1"},
+            {"code": self.ink_a1.code, "quantity": 2.5, "reference": "MIX-2"},
+            {"code": self.ink_a1.code, "quantity": 20, "reference": "MIX-3"},
+        ]
+        for _replay in range(2):
+            answers = agent.redeem_batch(self.point_a.id, lines)
+            self.assertEqual([a.get("balance") for a in answers[:2]], [50.0, 7.5])
+            self.assertTrue(answers[2]["error"].startswith("[over_balance] "))
+            self.assertEqual(self.ink_a1.quantity_redeemed, 2.5)
+            self.assertEqual(self.ent_a1.amount_redeemed, 50.0)
+
+    def test_agents_read_inkind_transactions_of_their_points(self):
+        self.api(self.agent_b).redeem(self.ink_b1.code, 1, self.point_b.id, "IKA-1")
+        Transaction = self.env["spp.entitlement.transaction"]
+        self.assertFalse(Transaction.with_user(self.agent_a).search([("inkind_entitlement_id", "!=", False)]))
+        self.assertEqual(
+            len(Transaction.with_user(self.agent_b).search([("inkind_entitlement_id", "!=", False)])), 1
+        )

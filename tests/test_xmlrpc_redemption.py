@@ -1,0 +1,323 @@
+"""Redemption over XML-RPC against a real Odoo server with 2 workers.
+
+An administrator sets everything up over XML-RPC (program, cash manager with a
+validation group, registrants, a cycle prepared, approved and validated, a service point
+with an agent and a device API key); the agent's devices then redeem concurrently:
+
+- 20 clients (threads, each with its own ServerProxy) redeeming the same entitlement in
+  parts never take more than its balance, and the transactions add up to
+  ``amount_redeemed``;
+- retries with the same reference (one after the other, or 20 at once) add nothing;
+- the agent's API key works and a wrong key is refused.
+"""
+
+import threading
+import uuid
+import xmlrpc.client
+
+import pytest
+
+ADMIN = ("admin", "admin")
+CLIENTS = 20
+ENTITLEMENT_AMOUNT = 100.0
+
+
+class Admin:
+    def __init__(self, server, db):
+        self.server = server
+        self.db = db
+        self.uid = server.proxy("common").authenticate(db, *ADMIN, {})
+        assert self.uid, "admin logs in"
+        self.models = server.proxy("object")
+
+    def __call__(self, model, method, *args, **kwargs):
+        return self.models.execute_kw(self.db, self.uid, ADMIN[1], model, method, list(args), kwargs)
+
+    def ref(self, module, name):
+        rows = self(
+            "ir.model.data", "search_read", [("module", "=", module), ("name", "=", name)], fields=["res_id"]
+        )
+        return rows[0]["res_id"]
+
+
+@pytest.fixture(scope="module")
+def world(odoo_server, test_db):
+    """Everything made over XML-RPC as admin: a service point with an agent and a device
+    key; a cash program whose approved cycle gives each of 6 households 100.00 at that
+    point (and one household at another point)."""
+    admin = Admin(odoo_server, test_db)
+    tag = uuid.uuid4().hex[:6].upper()
+    point_id = admin("spp.service.point", "create", {"name": f"Redemption point {tag}", "code": f"RDM-{tag}"})
+    other_point_id = admin(
+        "spp.service.point", "create", {"name": f"Other point {tag}", "code": f"RDM-{tag}-2"}
+    )
+    login = f"rdm_agent_{tag.lower()}"
+    agent_id = admin(
+        "res.users",
+        "create",
+        {
+            "name": f"Redemption agent {tag}",
+            "login": login,
+            "groups_id": [(6, 0, [admin.ref("spp_service_points", "group_service_point_agent")])],
+            "service_point_ids": [(4, point_id)],
+        },
+    )
+    key = admin("res.users", "action_generate_api_key_for_device", [agent_id], f"Tablet {tag}")
+
+    households = {
+        name: admin(
+            "res.partner",
+            "create",
+            {"name": f"{name} {tag}", "is_registrant": True, "is_group": True, "service_point_id": point_id},
+        )
+        for name in ("concurrent", "retry", "same_ref", "key", "reuse", "reverse")
+    }
+    households["elsewhere"] = admin(
+        "res.partner",
+        "create",
+        {
+            "name": f"elsewhere {tag}",
+            "is_registrant": True,
+            "is_group": True,
+            "service_point_id": other_point_id,
+        },
+    )
+    validation_group_id = admin(
+        "res.groups", "create", {"name": f"Validators {tag}", "users": [(4, admin.uid)]}
+    )
+    program_id = admin(
+        "g2p.program",
+        "create",
+        {
+            "name": f"Redemption program {tag}",
+            "eligibility_domain": "[('id', 'in', %s)]" % list(households.values()),
+        },
+    )
+    admin(
+        "g2p.program.entitlement.manager.cash",
+        "create",
+        {
+            "program_id": program_id,
+            "validation_group_id": validation_group_id,
+            "item_ids": [(0, 0, {"amount": ENTITLEMENT_AMOUNT})],
+        },
+    )
+    assert admin("g2p.program", "enroll_eligible_registrants", [program_id]) == len(households)
+    cycle_id = admin("g2p.program", "create_new_cycle", [program_id])
+    assert admin("g2p.cycle", "prepare_entitlement", [cycle_id]) == len(households)
+    admin("g2p.cycle", "to_approve", [cycle_id])
+    admin("g2p.cycle", "approve", [cycle_id])
+    assert admin("g2p.cycle", "validate_entitlement", [cycle_id]) == len(households)
+    rows = admin(
+        "g2p.entitlement",
+        "search_read",
+        [("cycle_id", "=", cycle_id)],
+        fields=["id", "code", "partner_id", "state", "service_point_id"],
+    )
+    by_partner = {row["partner_id"][0]: row for row in rows}
+    entitlements = {name: by_partner[pid] for name, pid in households.items()}
+    assert {row["state"] for row in rows} == {"approved"}
+    assert entitlements["concurrent"]["service_point_id"][0] == point_id
+    return {
+        "admin": admin,
+        "tag": tag,
+        "point_id": point_id,
+        "login": login,
+        "agent_id": agent_id,
+        "key": key,
+        "entitlements": entitlements,
+    }
+
+
+def agent_client(odoo_server, test_db, world):
+    """A device: its own ServerProxy, calling as the agent with the device key."""
+    models = odoo_server.proxy("object")
+
+    def call(method, *args):
+        return models.execute_kw(
+            test_db, world["agent_id"], world["key"], "spp.entitlement.transaction", method, list(args)
+        )
+
+    return call
+
+
+def entitlement_state(world, name):
+    admin = world["admin"]
+    ent = world["entitlements"][name]
+    row = admin("g2p.entitlement", "read", [ent["id"]], ["amount_redeemed", "balance", "state"])[0]
+    transactions = admin(
+        "spp.entitlement.transaction",
+        "search_read",
+        [("entitlement_id", "=", ent["id"])],
+        fields=["net_amount", "transaction_type", "reference"],
+    )
+    return row, transactions
+
+
+def run_threads(target, count):
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads), "every client got an answer"
+
+
+def test_agent_api_key_works_and_a_wrong_key_is_refused(odoo_server, test_db, world):
+    common = odoo_server.proxy("common")
+    assert common.authenticate(test_db, world["login"], world["key"], {}) == world["agent_id"]
+    code = world["entitlements"]["key"]["code"]
+    answer = agent_client(odoo_server, test_db, world)("lookup", code)
+    assert (
+        answer["code"] == code and answer["balance"] == ENTITLEMENT_AMOUNT and answer["state"] == "approved"
+    )
+
+    wrong = world["key"][:-1] + ("0" if world["key"][-1] != "0" else "1")
+    assert common.authenticate(test_db, world["login"], wrong, {}) is False
+    models = odoo_server.proxy("object")
+    with pytest.raises(xmlrpc.client.Fault) as refused:
+        models.execute_kw(
+            test_db,
+            world["agent_id"],
+            wrong,
+            "spp.entitlement.transaction",
+            "redeem",
+            [code, 10.0, world["point_id"], "WRONG-KEY"],
+        )
+    assert refused.value.faultCode == 3  # AccessDenied
+    row, transactions = entitlement_state(world, "key")
+    assert row["amount_redeemed"] == 0.0 and transactions == []
+
+
+def test_20_concurrent_clients_never_exceed_the_balance(odoo_server, test_db, world):
+    code = world["entitlements"]["concurrent"]["code"]
+    part = 2.5  # 20 clients x 4 parts x 2.5 = 200.0 asked of 100.0
+    successes, refusals, faults = [], [], []
+    lock = threading.Lock()
+
+    def client(i):
+        call = agent_client(odoo_server, test_db, world)
+        for k in range(4):
+            reference = f"{world['tag']}-C{i}-{k}"
+            try:
+                answer = call("redeem", code, part, world["point_id"], reference)
+                with lock:
+                    successes.append((reference, answer))
+            except xmlrpc.client.Fault as fault:
+                with lock:
+                    (refusals if fault.faultCode == 2 else faults).append(fault.faultString[:300])
+
+    run_threads(client, CLIENTS)
+    assert faults == [], "only refusals a device can act on (fault code 2)"
+    assert all(r.startswith(("[over_balance]", "[fully_redeemed]")) for r in refusals), refusals[:3]
+    assert len(successes) == ENTITLEMENT_AMOUNT / part
+    assert len(successes) + len(refusals) == CLIENTS * 4
+    row, transactions = entitlement_state(world, "concurrent")
+    assert row["amount_redeemed"] == ENTITLEMENT_AMOUNT
+    assert row["balance"] == 0.0
+    assert row["state"] == "redeemed"
+    assert sum(t["net_amount"] for t in transactions) == row["amount_redeemed"]
+    assert len(transactions) == len(successes)
+    # Every balance answered is distinct: no two redemptions saw the same balance.
+    balances = sorted(answer["balance"] for _ref, answer in successes)
+    assert balances == [ENTITLEMENT_AMOUNT - part * n for n in range(1, len(successes) + 1)][::-1]
+
+    # Every client retries its requests (e.g. after a timeout): same answers, nothing added.
+    answers = dict(successes)
+    retried = {}
+
+    def retry(i):
+        call = agent_client(odoo_server, test_db, world)
+        for reference in [ref for ref in answers if ref.startswith(f"{world['tag']}-C{i}-")]:
+            retried[reference] = call("redeem", code, part, world["point_id"], reference)
+
+    run_threads(retry, CLIENTS)
+    assert retried == answers
+    assert entitlement_state(world, "concurrent") == (row, transactions)
+
+
+def test_retries_with_the_same_reference_add_nothing(odoo_server, test_db, world):
+    call = agent_client(odoo_server, test_db, world)
+    code = world["entitlements"]["retry"]["code"]
+    reference = f"{world['tag']}-RETRY"
+    first = call("redeem", code, 30.0, world["point_id"], reference)
+    assert first["balance"] == 70.0 and first["state"] == "approved"
+    for _attempt in range(3):
+        assert call("redeem", code, 30.0, world["point_id"], reference) == first
+    with pytest.raises(xmlrpc.client.Fault) as reused:
+        call("redeem", code, 31.0, world["point_id"], reference)
+    assert reused.value.faultCode == 2
+    assert reused.value.faultString.startswith("[reference_reused] ")
+    row, transactions = entitlement_state(world, "retry")
+    assert row["amount_redeemed"] == 30.0 and len(transactions) == 1
+
+
+def test_concurrent_retries_of_one_reference_count_once(odoo_server, test_db, world):
+    code = world["entitlements"]["same_ref"]["code"]
+    reference = f"{world['tag']}-SAME"
+    answers, faults = [], []
+
+    def client(_i):
+        call = agent_client(odoo_server, test_db, world)
+        try:
+            answers.append(call("redeem", code, 40.0, world["point_id"], reference))
+        except xmlrpc.client.Fault as fault:
+            faults.append(fault.faultString[:300])
+
+    run_threads(client, CLIENTS)
+    assert faults == []
+    assert len(answers) == CLIENTS
+    assert all(answer == answers[0] for answer in answers)
+    assert answers[0]["balance"] == 60.0
+    row, transactions = entitlement_state(world, "same_ref")
+    assert row["amount_redeemed"] == 40.0 and len(transactions) == 1
+
+
+def test_concurrent_reuse_of_a_reference_with_other_payloads(odoo_server, test_db, world):
+    """Clients sending one reference with different amounts at once: one wins, the
+    others are told the reference is taken."""
+    code = world["entitlements"]["reuse"]["code"]
+    reference = f"{world['tag']}-REUSE"
+    answers, refusals, faults = [], [], []
+
+    def client(i):
+        call = agent_client(odoo_server, test_db, world)
+        try:
+            answers.append((i, call("redeem", code, 1.0 + i, world["point_id"], reference)))
+        except xmlrpc.client.Fault as fault:
+            (refusals if fault.faultCode == 2 else faults).append(fault.faultString[:300])
+
+    run_threads(client, 8)
+    assert faults == []
+    assert len(answers) == 1 and len(refusals) == 7
+    assert all(r.startswith("[reference_reused] ") for r in refusals), refusals[:2]
+    winner, answer = answers[0]
+    row, transactions = entitlement_state(world, "reuse")
+    assert row["amount_redeemed"] == 1.0 + winner and len(transactions) == 1
+
+
+def test_reverse_and_offline_batch_over_xmlrpc(odoo_server, test_db, world):
+    call = agent_client(odoo_server, test_db, world)
+    code = world["entitlements"]["reverse"]["code"]
+    tag = world["tag"]
+    lines = [
+        {"code": code, "quantity": 100, "reference": f"{tag}-B1", "device_time": "2024-03-01 08:00:00"},
+        {"code": code, "quantity": float("nan"), "reference": f"{tag}-B2", "device_time": False},
+        {"code": world["entitlements"]["elsewhere"]["code"], "quantity": 1, "reference": f"{tag}-B3"},
+    ]
+    first = call("redeem_batch", world["point_id"], lines)
+    assert first[0]["state"] == "redeemed"
+    assert first[1]["reference"] == f"{tag}-B2" and first[1]["error"].startswith("[bad_quantity] ")
+    assert first[2]["error"].startswith("[wrong_service_point] ")
+    assert call("redeem_batch", world["point_id"], lines) == first
+    reversal = call("reverse", f"{tag}-B1", world["point_id"], "Handed to the wrong person")
+    assert reversal["balance"] == ENTITLEMENT_AMOUNT and reversal["state"] == "approved"
+    assert call("reverse", f"{tag}-B1", world["point_id"], "again") == reversal
+    offline = call("entitlements_for_service_point", world["point_id"])
+    assert code in {row["code"] for row in offline}
+    with pytest.raises(xmlrpc.client.Fault) as bad:
+        call("redeem", code, float("inf"), world["point_id"], f"{tag}-INF")
+    assert bad.value.faultCode == 2 and bad.value.faultString.startswith("[bad_quantity] ")
+    row, transactions = entitlement_state(world, "reverse")
+    assert row["amount_redeemed"] == 0.0 and row["state"] == "approved"
+    assert sum(t["net_amount"] for t in transactions) == 0.0 and len(transactions) == 2

@@ -167,7 +167,14 @@ class G2PCycle(models.Model):
         for start in range(0, len(partner_ids), BATCH_SIZE):
             Membership.create(
                 [
-                    {"cycle_id": self.id, "partner_id": pid, "state": "enrolled"}
+                    {
+                        "cycle_id": self.id,
+                        "partner_id": pid,
+                        "state": "enrolled",
+                        # related values given: nothing is computed per record at flush
+                        "program_id": self.program_id.id,
+                        "company_id": self.company_id.id,
+                    }
                     for pid in partner_ids[start : start + BATCH_SIZE]
                 ]
             )
@@ -399,8 +406,7 @@ class G2PCycle(models.Model):
                     self, partner_ids[start : start + BATCH_SIZE]
                 )
                 if vals:
-                    Model.create(vals)
-                created += len(vals)
+                    created += manager._create_entitlements(Model, vals)
                 skipped += batch_skipped
         return created, skipped
 

@@ -41,6 +41,13 @@ class G2PEntitlementManagerBase(models.AbstractModel):
         enrolled cycle members that have none yet). Returns (vals list, skipped count)."""
         raise NotImplementedError
 
+    def _create_entitlements(self, model, vals_list):
+        """Create the entitlements ``vals_list`` (of ``model``, a recordset of the entitlement
+        model). Returns how many were created. The ORM by default; a manager whose values
+        are complete may insert them in bulk (see ``g2p.entitlement.base._bulk_insert``)."""
+        model.create(vals_list)
+        return len(vals_list)
+
     def _existing_keys(self, cycle, partner_ids):
         """Keys already generated for these beneficiaries (to stay idempotent)."""
         raise NotImplementedError

@@ -30,6 +30,12 @@ class G2PEntitlementManagerCash(models.Model):
     def _entitlement_model(self):
         return "g2p.entitlement"
 
+    def _create_entitlements(self, model, vals_list):
+        """Cash values are complete (related and computed fields given): one INSERT per
+        batch, ``ON CONFLICT DO NOTHING`` on (cycle, beneficiary), so that a second or
+        concurrent generation adds nothing. Returns how many were inserted."""
+        return model._bulk_insert(vals_list, conflict=("cycle_id", "partner_id"))
+
     def _existing_keys(self, cycle, partner_ids):
         self.env["g2p.entitlement"].flush_model(["cycle_id", "partner_id"])
         self.env.cr.execute(

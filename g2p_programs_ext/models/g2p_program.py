@@ -334,7 +334,13 @@ class G2PProgram(models.Model):
         existing = {pid: (mid, state) for pid, mid, state in self.env.cr.fetchall()}
         today = fields.Date.context_today(self)
         new_vals = [
-            {"program_id": self.id, "partner_id": pid, "state": "enrolled", "enrollment_date": today}
+            {
+                "program_id": self.id,
+                "company_id": self.company_id.id,  # related, given: not computed per record
+                "partner_id": pid,
+                "state": "enrolled",
+                "enrollment_date": today,
+            }
             for pid in sorted(eligible)
             if pid not in existing
         ]

@@ -12,9 +12,10 @@ class G2PEntitlementBase(models.AbstractModel):
         help="Where the beneficiary collects: the beneficiary's service point when the entitlement was made.",
     )
 
-    @api.model_create_multi
-    def create(self, vals_list):
+    @api.model
+    def _complete_vals(self, vals_list):
         """Entitlements without a service point take their beneficiary's (one query per batch)."""
+        super()._complete_vals(vals_list)
         missing = [v["partner_id"] for v in vals_list if "service_point_id" not in v and v.get("partner_id")]
         if missing:
             self.env["res.partner"].flush_model(["service_point_id"])
@@ -25,4 +26,3 @@ class G2PEntitlementBase(models.AbstractModel):
             for vals in vals_list:
                 if "service_point_id" not in vals and vals.get("partner_id"):
                     vals["service_point_id"] = points.get(vals["partner_id"]) or False
-        return super().create(vals_list)

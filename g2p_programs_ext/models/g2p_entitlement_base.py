@@ -157,17 +157,26 @@ class G2PEntitlementBase(models.AbstractModel):
         entitlement of ``self`` whose state does not allow it (nothing changes)."""
         sources, target = ENTITLEMENT_TRANSITIONS[action]
         labels = dict(ENTITLEMENT_STATES)
-        wrong = self.filtered(lambda e: e.state not in sources)
-        if wrong:
+        if not self:
+            return target
+        self.flush_recordset(["state"])
+        # One query for the whole batch (reading state record by record would prefetch every column).
+        self.env.cr.execute(
+            f"SELECT id, count(*) OVER () FROM {self._table} WHERE id = ANY(%s) AND state NOT IN %s ORDER BY id LIMIT 1",
+            [self.ids, tuple(sources)],
+        )
+        row = self.env.cr.fetchone()
+        if row:
+            wrong = self.browse(row[0])
             raise UserError(
                 _(
                     "[wrong_state] Entitlement %(name)s is %(state)s: it can only become %(target)s "
                     "from %(sources)s. Nothing was changed (%(count)s of %(total)s selected are in the wrong state).",
-                    name=wrong[0].display_name,
-                    state=labels[wrong[0].state],
+                    name=wrong.display_name,
+                    state=labels[wrong.state],
                     target=labels[target],
                     sources=_(" or ").join(labels[s] for s in sources),
-                    count=len(wrong),
+                    count=row[1],
                     total=len(self),
                 )
             )
@@ -189,10 +198,15 @@ class G2PEntitlementBase(models.AbstractModel):
         self.modified(["state"])
 
     def _log_on_cycles(self, message):
-        """One message per cycle for a batch operation on its entitlements."""
-        for cycle in self.cycle_id:
-            count = len(self.filtered(lambda e, c=cycle: e.cycle_id == c))
-            cycle._message_log(
+        """One message per cycle for a batch operation on its entitlements (counted in SQL)."""
+        if not self:
+            return
+        self.flush_recordset(["cycle_id"])
+        self.env.cr.execute(
+            f"SELECT cycle_id, count(*) FROM {self._table} WHERE id = ANY(%s) GROUP BY cycle_id", [self.ids]
+        )
+        for cycle_id, count in self.env.cr.fetchall():
+            self.env["g2p.cycle"].browse(cycle_id)._message_log(
                 body=_("%(msg)s (%(count)s %(model)s)", msg=message, count=count, model=self._description)
             )
 
@@ -296,10 +310,7 @@ class G2PEntitlementBase(models.AbstractModel):
                     )
                 )
         records._before_approve()
-        records._assign_codes()
-        records._set_state(
-            target, ", date_approved = now() at time zone 'UTC', approved_by_id = %s", [self.env.uid]
-        )
+        records._approve_with_codes(target)
         records._log_on_cycles(_("Approved by %s", self.env.user.name))
         return True
 
@@ -373,6 +384,24 @@ class G2PEntitlementBase(models.AbstractModel):
     # ------------------------------------------------------------------
     # ERN
     # ------------------------------------------------------------------
+    def _approve_with_codes(self, target):
+        """Set ``target``, a new unique ERN (kept when one exists), ``date_approved`` and
+        ``approved_by_id`` on all of ``self``: one UPDATE per slice."""
+        self.flush_recordset()
+        codes = self._new_codes(len(self))
+        for start in range(0, len(self.ids), SQL_BATCH):
+            ids = self.ids[start : start + SQL_BATCH]
+            self.env.cr.execute(
+                f"""UPDATE {self._table} t
+                    SET code = coalesce(t.code, v.code), state = %s, approved_by_id = %s,
+                        date_approved = now() at time zone 'UTC',
+                        write_uid = %s, write_date = now() at time zone 'UTC'
+                    FROM unnest(%s::int[], %s::varchar[]) AS v(id, code) WHERE t.id = v.id""",
+                [target, self.env.uid, self.env.uid, ids, codes[start : start + SQL_BATCH]],
+            )
+        self.invalidate_recordset()
+        self.modified(["state", "code"])
+
     def _assign_codes(self):
         """Give each entitlement of ``self`` without one a new unique ERN (one UPDATE per slice)."""
         todo = self.filtered(lambda e: not e.code)

@@ -57,11 +57,14 @@ class G2PInkindStock(models.AbstractModel):
         :raise UserError: ``[no_warehouse]`` an entitlement has no warehouse to serve it;
             ``[out_of_stock]`` listing every (warehouse, product, needed, available).
         """
+        if not entitlements:
+            return
+        # first of all: two approvals of one cycle must not both reserve
+        self._lock_cycles(entitlements.cycle_id.ids)
         rows = self._rows(entitlements.ids)
         if not rows:
             return
         cycle_ids = sorted({r["cycle_id"] for r in rows})
-        self._lock_cycles(cycle_ids)
         missing = [r for r in rows if not r["move_id"] and not r["warehouse_id"]]
         if missing:
             entitlement = entitlements.browse(missing[0]["id"])
@@ -231,6 +234,19 @@ class G2PInkindStock(models.AbstractModel):
         if cycle_ids:
             self._lock_cycles(cycle_ids)
             self._apply(cycle_ids, closed_ids=entitlements.ids)
+
+    @api.model
+    def _sync(self, cycle_ids):
+        """Bring the reservations of ``cycle_ids`` (g2p.cycle ids) to what the states and
+        redeemed quantities of their entitlements say, e.g. after states were set in bulk
+        (closing: ``redeemed``, ``partially_redeemed``, ``expired``). Idempotent, cheap
+        when nothing changed (one aggregate query per call, stock work per changed key).
+        :return: True"""
+        cycle_ids = sorted(cycle_ids)
+        if cycle_ids:
+            self._lock_cycles(cycle_ids)
+            self._apply(cycle_ids)
+        return True
 
     # ------------------------------------------------------------------
     # Posting deliveries

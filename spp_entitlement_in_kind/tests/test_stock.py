@@ -360,3 +360,62 @@ class TestPostingAndRelease(InkindCommon):
         cycle.with_user(self.validator).validate_entitlement()
         cycle.invalidate_recordset(["inkind_coverage_html"])
         self.assertIn("<td>10</td>", cycle.with_user(self.officer).inkind_coverage_html)
+
+    def test_closing_states_then_sync(self):
+        """What the closing addon does in bulk: post, set the final states, then sync once."""
+        cycle = self.approved_cycle()
+        start = self.figures(self.rice, self.wh_main)
+        e3 = self.entitlement(cycle, self.h3, self.rice)
+        e4 = self.entitlement(cycle, self.h4, self.rice)
+        self.redeem(e3, 4000.0)
+        self.assertTrue(cycle.with_user(self.approver).action_post_deliveries())
+        e3.sudo()._set_state("partially_redeemed")
+        e4.sudo()._set_state("expired")
+        self.assertTrue(self.env["g2p.inkind.stock"]._sync(cycle.ids))
+        after = self.figures(self.rice, self.wh_main)
+        self.assertAlmostEqual(start["on_hand"] - after["on_hand"], 4.0)
+        self.assertAlmostEqual(after["forecast"] - start["forecast"], 11.0, msg="6 + 5 kg released")
+        self.assertFalse(
+            self.open_moves(cycle).filtered(
+                lambda m: m.product_id == self.rice and m.location_id == self.wh_main.lot_stock_id
+            )
+        )
+        self.env["g2p.inkind.stock"]._sync(cycle.ids)
+        self.assertEqual(self.figures(self.rice, self.wh_main), after, "idempotent")
+
+
+@tagged("post_install", "-at_install")
+class TestInkindViews(InkindCommon):
+    def test_views_open_for_the_roles(self):
+        cycle = self.approved_cycle()
+        for user in (self.officer, self.validator, self.approver, self.manager):
+            for model in ("g2p.cycle", "g2p.program", "g2p.entitlement.inkind"):
+                self.env[model].with_user(user).get_views([(False, "form"), (False, "list")])
+            self.assertTrue(cycle.with_user(user).inkind_coverage_html)
+            self.assertEqual(cycle.with_user(user).inkind_entitlement_count, 7)
+            cycle.with_user(user).inkind_entitlement_ids.read(
+                ["product_id", "quantity", "uom_id", "move_ids"]
+            )
+        action = cycle.with_user(self.officer).action_open_inkind_entitlements()
+        self.assertEqual(action["res_model"], "g2p.entitlement.inkind")
+        self.assertEqual(action["domain"], [("cycle_id", "=", cycle.id)])
+        action = cycle.action_open_inkind_transfers()
+        pickings = self.env["stock.picking"].search(action["domain"])
+        self.assertEqual(pickings, self.delivery_moves(cycle).picking_id)
+        self.assertEqual(
+            self.env.ref(
+                "spp_entitlement_in_kind.g2p_entitlement_inkind_action_reset_draft"
+            ).binding_model_id.model,
+            "g2p.entitlement.inkind",
+        )
+
+    def test_program_form_shows_the_manager(self):
+        arch = (
+            self.env["g2p.program"]
+            .with_user(self.manager)
+            .get_views([(False, "form")])["views"]["form"]["arch"]
+        )
+        self.assertIn("entitlement_manager_inkind_ids", arch)
+        self.assertEqual(
+            self.program.with_user(self.officer).entitlement_manager_inkind_ids, self.manager_inkind
+        )

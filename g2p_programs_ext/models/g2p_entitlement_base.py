@@ -103,7 +103,9 @@ class G2PEntitlementBase(models.AbstractModel):
     @api.model
     def _complete_vals(self, vals_list):
         """Hook: fill in values of new entitlements (in place) before they are created,
-        by the ORM or in bulk. Each addon that adds a field to every entitlement fills it here."""
+        by the ORM or in bulk. Each addon that adds a field to every entitlement fills it here.
+        Returns ``vals_list``."""
+        return vals_list
 
     @api.model
     def _bulk_insert(self, vals_list, conflict=()):

@@ -15,7 +15,7 @@ class G2PEntitlementBase(models.AbstractModel):
     @api.model
     def _complete_vals(self, vals_list):
         """Entitlements without a service point take their beneficiary's (one query per batch)."""
-        super()._complete_vals(vals_list)
+        vals_list = super()._complete_vals(vals_list)
         missing = [v["partner_id"] for v in vals_list if "service_point_id" not in v and v.get("partner_id")]
         if missing:
             self.env["res.partner"].flush_model(["service_point_id"])
@@ -26,3 +26,4 @@ class G2PEntitlementBase(models.AbstractModel):
             for vals in vals_list:
                 if "service_point_id" not in vals and vals.get("partner_id"):
                     vals["service_point_id"] = points.get(vals["partner_id"]) or False
+        return vals_list

@@ -56,7 +56,10 @@ class G2PProgram(models.Model):
         "`size(members.filter(m, m.age < 5)) > 0 || me.has_disability`.",
     )
     eligible_preview_count = fields.Integer(
-        compute="_compute_eligible_preview_count", string="Matching now", help="Registrants that match today."
+        compute="_compute_eligible_preview_count",
+        string="Matching the domain now",
+        help="Registrants of the target type that pass the domain today (one SQL count). "
+        "The Preview button also applies the CEL expression.",
     )
 
     # ------------------------------------------------------------------
@@ -102,9 +105,34 @@ class G2PProgram(models.Model):
     def _compute_eligible_preview_count(self):
         for program in self:
             try:
-                program.eligible_preview_count = len(program._eligible_ids(program._candidate_ids()))
+                program.eligible_preview_count = len(program._candidate_ids())
             except (ValidationError, UserError):
                 program.eligible_preview_count = 0
+
+    def action_preview_eligibility(self):
+        """How many registrants are eligible now (domain and CEL expression), without
+        enrolling anyone. :return: a notification action (dict)."""
+        self.ensure_one()
+        candidates = self._candidate_ids()
+        evaluator = None
+        if self.eligibility_expression and self.eligibility_expression.strip():
+            evaluator = cel.Evaluator(self.env, self.eligibility_expression, self.name)
+        eligible = self._eligible_ids(candidates, evaluator)
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": _("Eligibility of %s", self.name),
+                "message": _(
+                    "%(eligible)s eligible of %(candidates)s passing the domain; %(errors)s skipped on a CEL error.",
+                    eligible=len(eligible),
+                    candidates=len(candidates),
+                    errors=evaluator.errors if evaluator else 0,
+                ),
+                "sticky": True,
+                "type": "warning" if evaluator and evaluator.errors else "info",
+            },
+        }
 
     @api.constrains("eligibility_domain")
     def _check_eligibility_domain(self):

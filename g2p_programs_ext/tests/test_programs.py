@@ -55,7 +55,9 @@ class TestEligibilityAndEnrollment(G2PCommon):
         program = self.make_program(
             expression="members.exists(m, m.is_pregnant) || members.exists(m, m.age < 5)"
         )
-        self.assertEqual(program.eligible_preview_count, 2)
+        self.assertEqual(program.eligible_preview_count, 4)  # the domain alone
+        preview = program.action_preview_eligibility()["params"]["message"]
+        self.assertTrue(preview.startswith("2 eligible of 4"), preview)
         self.assertEqual(program.enroll_eligible_registrants(), 2)
         self.assertEqual(self.enrolled(program), self.h1 | self.h2)
 

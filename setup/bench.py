@@ -22,13 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "setup"))
 
-ADDONS = [
-    "g2p_programs_ext",
-    "spp_service_points",
-    "spp_entitlement_in_kind",
-    "spp_entitlement_transactions",
-    "spp_auto_update_entitlements",
-]
+from odoo_server import ADDONS, odoo_bin  # noqa: E402
 
 
 def odoo_env(db):
@@ -44,9 +38,15 @@ def install(db, addons):
     import subprocess  # noqa: PLC0415
 
     subprocess.run(["dropdb", "--if-exists", "--force", db], check=True)
-    src = (REPO / ".odoo-src-path").read_text().strip()
-    cmd = [str(REPO / ".venv" / "bin" / "python"), f"{src}/odoo-bin", "-c", str(REPO / "odoo.conf")]
-    cmd += ["-d", db, "-i", ",".join(addons), "--stop-after-init", "--workers=0", "--max-cron-threads=0"]
+    cmd = odoo_bin() + [
+        "-d",
+        db,
+        "-i",
+        ",".join(addons),
+        "--stop-after-init",
+        "--workers=0",
+        "--max-cron-threads=0",
+    ]
     cmd += ["--log-level=warn", "--without-demo=all"]
     subprocess.run(cmd, check=True)
 

@@ -41,15 +41,8 @@ sys.path.insert(0, str(REPO / "setup"))
 
 from demo_data import RATION, generate, quantity_per_person, write_csv  # noqa: E402
 from demo_data.goods import HOUSEHOLD_SIZE_CAP  # noqa: E402
-from odoo_server import OdooServer  # noqa: E402
+from odoo_server import ADDONS, OdooServer, odoo_bin  # noqa: E402
 
-ADDONS = [
-    "g2p_programs_ext",
-    "spp_service_points",
-    "spp_entitlement_in_kind",
-    "spp_entitlement_transactions",
-    "spp_auto_update_entitlements",
-]
 PASSWORD = "demo"  # the demo users' password (printed at the end)
 ROLES = {
     "officer": ("Program Officer", "g2p_programs_ext.group_program_officer"),
@@ -186,9 +179,15 @@ def install(db, fresh):
     if fresh and db_exists(db):
         subprocess.run(["dropdb", "--force", db], check=True)
         subprocess.run(["rm", "-rf", str(REPO / "var" / "filestore" / db)], check=False)
-    src = (REPO / ".odoo-src-path").read_text().strip()
-    cmd = [str(REPO / ".venv" / "bin" / "python"), f"{src}/odoo-bin", "-c", str(REPO / "odoo.conf")]
-    cmd += ["-d", db, "-i", ",".join(ADDONS), "--stop-after-init", "--workers=0", "--max-cron-threads=0"]
+    cmd = odoo_bin() + [
+        "-d",
+        db,
+        "-i",
+        ",".join(ADDONS),
+        "--stop-after-init",
+        "--workers=0",
+        "--max-cron-threads=0",
+    ]
     cmd += ["--log-level=warn", "--without-demo=all"]
     subprocess.run(cmd, check=True)
 

@@ -12,6 +12,27 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+# The suite's addons, in dependency order (setup scripts and tests share this list).
+ADDONS = [
+    "g2p_programs_ext",
+    "spp_service_points",
+    "spp_entitlement_in_kind",
+    "spp_entitlement_transactions",
+    "spp_auto_update_entitlements",
+]
+
+
+def odoo_bin():
+    """The command that runs this checkout's Odoo with its generated odoo.conf."""
+    src = (REPO / ".odoo-src-path").read_text().strip()
+    return [
+        str(REPO / ".venv" / "bin" / "python"),
+        os.path.join(src, "odoo-bin"),
+        "-c",
+        str(REPO / "odoo.conf"),
+    ]
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -29,12 +50,8 @@ class OdooServer:
         self.proc = None
 
     def command(self):
-        src = (REPO / ".odoo-src-path").read_text().strip()
         return [
-            str(REPO / ".venv" / "bin" / "python"),
-            os.path.join(src, "odoo-bin"),
-            "-c",
-            str(REPO / "odoo.conf"),
+            *odoo_bin(),
             "-d",
             self.db,
             "--db-filter",

@@ -17,7 +17,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,34 +24,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-ADDONS = [
-    "g2p_programs_ext",
-    "spp_service_points",
-    "spp_entitlement_in_kind",
-    "spp_entitlement_transactions",
-    "spp_auto_update_entitlements",
-]
+sys.path.insert(0, str(REPO / "setup"))
+
+from odoo_server import ADDONS, free_port, odoo_bin  # noqa: E402
+
 LOG_DIR = REPO / "var" / "test-logs"
 # Odoo 17 prints, once the tests of a run are done:
 #   odoo.tests.result: 0 failed, 0 error(s) of 42 tests when loading database 'x'
 RESULT_RE = re.compile(r"odoo\.tests\.result: (\d+) failed, (\d+) error\(s\) of (\d+) tests")
 BAD_LINE_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \d+ (ERROR|CRITICAL) ")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def odoo_bin():
-    src = (REPO / ".odoo-src-path").read_text().strip()
-    return [
-        str(REPO / ".venv" / "bin" / "python"),
-        os.path.join(src, "odoo-bin"),
-        "-c",
-        str(REPO / "odoo.conf"),
-    ]
 
 
 def drop_db(db):

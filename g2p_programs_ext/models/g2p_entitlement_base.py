@@ -404,23 +404,6 @@ class G2PEntitlementBase(models.AbstractModel):
         self.invalidate_recordset()
         self.modified(["state", "code"])
 
-    def _assign_codes(self):
-        """Give each entitlement of ``self`` without one a new unique ERN (one UPDATE per slice)."""
-        todo = self.filtered(lambda e: not e.code)
-        if not todo:
-            return
-        codes = self._new_codes(len(todo))
-        for start in range(0, len(todo), SQL_BATCH):
-            pairs = list(
-                zip(todo.ids[start : start + SQL_BATCH], codes[start : start + SQL_BATCH], strict=True)
-            )
-            self.env.cr.execute(
-                f"UPDATE {self._table} t SET code = v.code FROM unnest(%s::int[], %s::varchar[]) AS v(id, code) "
-                "WHERE t.id = v.id",
-                [[p[0] for p in pairs], [p[1] for p in pairs]],
-            )
-        todo.invalidate_recordset(["code"])
-
     @api.model
     def _new_codes(self, count):
         """``count`` new ERNs (display form), unused by every entitlement model."""
@@ -439,17 +422,6 @@ class G2PEntitlementBase(models.AbstractModel):
             self.env.cr.execute(f"SELECT code FROM {table} WHERE code = ANY(%s)", [list(codes)])
             used |= {row[0] for row in self.env.cr.fetchall()}
         return used
-
-    @api.model
-    def _find_by_code(self, code):
-        """The entitlement (of any entitlement model) whose ERN is ``code`` (with or
-        without dashes, any case), or an empty recordset of this model."""
-        normalized = ern.display(ern.normalize(code))
-        for model in self.env["g2p.cycle"]._entitlement_models():
-            found = self.env[model].search([("code", "=", normalized)], limit=1)
-            if found:
-                return found
-        return self.browse()
 
     # ------------------------------------------------------------------
     # Expiry (daily scheduled action)

@@ -16,6 +16,8 @@ ISO7064_CHARSET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 BODY_LENGTH = 8
 _VALUE = {c: i for i, c in enumerate(ISO7064_CHARSET)}
+_ALPHABET_SIZE = len(ALPHABET)
+_UNBIASED_BELOW = 256 - 256 % _ALPHABET_SIZE  # 248: the largest multiple of 31 up to 256
 
 
 def check_character(body):
@@ -41,7 +43,12 @@ def is_valid(code):
 
 def generate():
     """A new random ERN, normalized (9 characters, no separators)."""
-    body = "".join(secrets.choice(ALPHABET) for _ in range(BODY_LENGTH))
+    # One call to the OS's CSPRNG per code (not one per character: approvals make 100,000
+    # at once); bytes >= 248 are dropped so that each of the 31 characters is equally likely.
+    body = ""
+    while len(body) < BODY_LENGTH:
+        body += "".join(ALPHABET[b % _ALPHABET_SIZE] for b in secrets.token_bytes(16) if b < _UNBIASED_BELOW)
+    body = body[:BODY_LENGTH]
     return body + check_character(body)
 
 

@@ -49,7 +49,10 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$sta
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
     # pip's warnings about this machine's local index folders are noise: drop them.
     pipi() { "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" 2> >(grep -vE "WARNING: Location|^odoo 17.0 requires|pip.s dependency resolver" >&2); }
-    pipi "pip>=23" "setuptools<81" wheel
+    # setuptools 79 (not 81+: it drops pkg_resources, which Odoo 17 imports; not before
+    # 79: its pkg_resources cannot find zope.interface, whose wheels name their metadata
+    # zope_interface, and the gevent process (workers > 0) then dies at start, over and over)
+    pipi "pip>=23" "setuptools>=79,<80" wheel
     # Odoo's requirements, adapted (ENVIRONMENT.md): psycopg2 from a wheel, no
     # python-ldap (only auth_ldap needs it, and it needs system headers).
     grep -vE '^\s*(psycopg2|python-ldap)\b' "$ODOO_SRC/requirements.txt" > "$VENV/odoo-requirements.txt"
@@ -84,6 +87,17 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
             || say "Could not install chromium: browser tours will be skipped by Odoo."
     else
         say "No Chromium on PATH: install it (Debian: apt-get install chromium) for browser tours."
+    fi
+fi
+
+# --- wkhtmltopdf (PDF reports: vouchers) and poppler-utils (pdftoppm, pdfinfo) ---
+if ! command -v wkhtmltopdf >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "Installing Debian's wkhtmltopdf and poppler-utils for PDF vouchers."
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wkhtmltopdf poppler-utils >/dev/null) \
+            || say "Could not install wkhtmltopdf: vouchers cannot be printed as PDF."
+    else
+        say "No wkhtmltopdf on PATH: install it (Debian: apt-get install wkhtmltopdf poppler-utils) to print vouchers."
     fi
 fi
 

@@ -2,8 +2,9 @@ import logging
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
+from odoo.tools import SQL
 
-from .. import cel
+from .. import cel, input_check
 
 _logger = logging.getLogger(__name__)
 
@@ -31,6 +32,16 @@ class G2PEntitlementManagerBase(models.AbstractModel):
     _sql_constraints = [
         ("program_uniq", "unique(program_id)", "A program has at most one entitlement manager of each kind."),
     ]
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            input_check.check_vals(self, vals)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        input_check.check_vals(self, vals)
+        return super().write(vals)
 
     def _entitlement_model(self):
         """Name of the entitlement model this manager makes."""
@@ -77,6 +88,16 @@ class G2PEntitlementItemMixin(models.AbstractModel):
         ("max_multiplier_positive", "CHECK (max_multiplier >= 0)", "The multiplier cap cannot be negative."),
     ]
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            input_check.check_vals(self, vals)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        input_check.check_vals(self, vals)
+        return super().write(vals)
+
     def _item_label(self):
         self.ensure_one()
         return _("Item %s", self.display_name)
@@ -93,6 +114,17 @@ class G2PEntitlementItemMixin(models.AbstractModel):
         for item in self:
             cel.check_expression(item.condition_expression, _("The condition of %s", item._item_label()))
             cel.check_expression(item.formula, _("The formula of %s", item._item_label()))
+
+    @api.constrains("max_multiplier")
+    def _check_max_multiplier(self):
+        for item in self:
+            if item.max_multiplier < 0:
+                raise ValidationError(
+                    _(
+                        "[bad_value] %s: the multiplier cap cannot be negative (0: no cap).",
+                        item._item_label(),
+                    )
+                )
 
     @api.constrains("multiplier_field")
     def _check_multiplier_field(self):
@@ -164,12 +196,30 @@ class G2PEntitlementItemMixin(models.AbstractModel):
         return figures, skipped
 
     def _multipliers(self, partner_ids):
-        partners = self.env["res.partner"].sudo().browse(partner_ids)
+        Partner = self.env["res.partner"].sudo()
+        field = Partner._fields[self.multiplier_field]
+        if field.store and field.column_type:
+            # a stored field (e.g. household_size): one query, no ORM read per batch
+            Partner.flush_model([field.name])
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id, %s FROM res_partner WHERE id = ANY(%s)",
+                    SQL.identifier(field.name),
+                    list(partner_ids),
+                )
+            )
+            rows = self.env.cr.fetchall()
+        else:
+            partners = Partner.browse(partner_ids)
+            rows = [
+                (row["id"], row[field.name])
+                for start in range(0, len(partner_ids), BATCH_SIZE)
+                for row in partners[start : start + BATCH_SIZE].read([field.name])
+            ]
         values = {}
-        for start in range(0, len(partner_ids), BATCH_SIZE):
-            for row in partners[start : start + BATCH_SIZE].read([self.multiplier_field]):
-                value = row[self.multiplier_field] or 0
-                values[row["id"]] = min(value, self.max_multiplier) if self.max_multiplier else value
+        for partner_id, value in rows:
+            value = value or 0
+            values[partner_id] = min(value, self.max_multiplier) if self.max_multiplier else value
         return values
 
     def action_preview(self):

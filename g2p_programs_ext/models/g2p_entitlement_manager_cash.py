@@ -27,6 +27,14 @@ class G2PEntitlementManagerCash(models.Model):
         ),
     ]
 
+    @api.constrains("max_amount", "transfer_fee")
+    def _check_amounts(self):
+        for manager in self:
+            if manager.max_amount < 0 or manager.transfer_fee < 0:
+                raise ValidationError(
+                    _("[bad_value] %s: the cap and the fee cannot be negative.", manager.display_name)
+                )
+
     def _entitlement_model(self):
         return "g2p.entitlement"
 

@@ -114,15 +114,17 @@ class G2PCycle(models.Model):
             records._recompute_redeemed_from_transactions()
             redeemed_field = Model._redeemed_quantity_field()
             remaining = records._remaining()
-            full, partial, none = Model.browse(), Model.browse(), Model.browse()
+            # ids in lists, recordsets at the end: ``recordset |= record`` in a loop is quadratic
+            full_ids, partial_ids, none_ids = [], [], []
             for record in records:
                 if float_is_zero(record[redeemed_field], precision_digits=6):
-                    none |= record
+                    none_ids.append(record.id)
                 elif float_is_zero(remaining[record.id], precision_digits=6):
-                    full |= record
+                    full_ids.append(record.id)
                 else:
-                    partial |= record
-            (partial | none)._release()
+                    partial_ids.append(record.id)
+            full, partial, none = Model.browse(full_ids), Model.browse(partial_ids), Model.browse(none_ids)
+            Model.browse(partial_ids + none_ids)._release()
             full._set_state(full._check_transition("redeem"))
             partial._set_state(partial._check_transition("redeem_partially"))
             none._set_state(none._check_transition("expire"))

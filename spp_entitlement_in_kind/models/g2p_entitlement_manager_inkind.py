@@ -49,6 +49,13 @@ class G2PEntitlementManagerInkind(models.Model):
     def _entitlement_model(self):
         return "g2p.entitlement.inkind"
 
+    def _create_entitlements(self, model, vals_list):
+        """In-kind values are complete (related and computed fields given, see
+        :meth:`_prepare_entitlements`): one INSERT per batch, ``ON CONFLICT DO NOTHING`` on
+        (cycle, beneficiary, item), so that a second or concurrent generation adds
+        nothing. :return: int, how many were inserted."""
+        return model._bulk_insert(vals_list, conflict=("cycle_id", "partner_id", "inkind_item_id"))
+
     def _existing_keys(self, cycle, partner_ids):
         """{(partner id, item id)} already generated in ``cycle`` for ``partner_ids``."""
         self.env["g2p.entitlement.inkind"].flush_model(["cycle_id", "partner_id", "inkind_item_id"])

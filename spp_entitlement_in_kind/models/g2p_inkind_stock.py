@@ -60,7 +60,7 @@ class G2PInkindStock(models.AbstractModel):
         if not entitlements:
             return
         # first of all: two approvals of one cycle must not both reserve
-        self._lock_cycles(entitlements.cycle_id.ids)
+        self._lock_cycles(entitlements._cycles().ids)
         rows = self._rows(entitlements.ids)
         if not rows:
             return

@@ -43,7 +43,9 @@ class G2PEntitlementInkind(models.Model):
         return self.uom_id.rounding or 0.001
 
     def _redemption_currency(self):
-        return self.currency_id
+        # = currency_id (related through the cycle), read from the stored program_id: one
+        # query less on every in-kind redemption
+        return self.program_id.currency_id
 
     def _redemption_unit(self):
         return self.uom_id.name or ""

@@ -70,8 +70,9 @@ def check_expression(text, label):
         return True
     try:
         _compile(text.strip())
-    except celpy.CELParseError as exc:
-        where = _("line %(line)s, column %(column)s", line=exc.line, column=exc.column) if exc.line else ""
+    except Exception as exc:
+        line = getattr(exc, "line", None)
+        where = _("line %(line)s, column %(column)s", line=line, column=exc.column) if line else ""
         raise ValidationError(
             _(
                 "[invalid_expression] %(label)s is not a valid CEL expression (%(where)s):\n%(error)s",
@@ -176,6 +177,8 @@ class Evaluator:
                         value = to_python(self.program.evaluate(activation))
                 except celpy.CELEvalError as exc:
                     value = exc
+                except Exception as exc:
+                    value = celpy.CELEvalError(repr(exc))
                 memo[key] = value
             if isinstance(value, celpy.CELEvalError):
                 self._count_error(pid, value)

@@ -30,6 +30,16 @@ CYCLE_TRANSITIONS = {
     "reset_draft": (("to_approve", "cancelled"), "draft", "g2p_programs_ext.group_cycle_approver"),
 }
 BATCH_SIZE = 5000
+# Set only by the transitions and jobs (as superuser, after their checks).
+CYCLE_LIFECYCLE_FIELDS = frozenset({"state", "locked", "locked_reason", "sequence", "program_id"})
+# The cycle dashboard's groups of entitlement states: key -> states (see ENTITLEMENT_STATES).
+DASHBOARD_STATE_GROUPS = {
+    "draft": ("draft",),
+    "pending": ("pending_validation",),
+    "approved": ("approved", "transferred"),
+    "redeemed": ("redeemed", "partially_redeemed"),
+    "closed": ("rejected", "cancelled", "expired"),
+}
 
 
 class G2PCycle(models.Model):
@@ -72,6 +82,22 @@ class G2PCycle(models.Model):
     # ------------------------------------------------------------------
     entitlement_ids = fields.One2many("g2p.entitlement", "cycle_id", string="Cash entitlements")
     entitlement_count = fields.Integer(compute="_compute_entitlement_count", string="Cash entitlement count")
+    # Dashboard: cash entitlements per group of states (DASHBOARD_STATE_GROUPS)
+    cash_draft_count = fields.Integer(
+        compute="_compute_entitlement_count", string="Cash entitlements in draft"
+    )
+    cash_pending_count = fields.Integer(
+        compute="_compute_entitlement_count", string="Cash entitlements to validate"
+    )
+    cash_approved_count = fields.Integer(
+        compute="_compute_entitlement_count", string="Cash entitlements approved"
+    )
+    cash_redeemed_count = fields.Integer(
+        compute="_compute_entitlement_count", string="Cash entitlements redeemed"
+    )
+    cash_closed_count = fields.Integer(
+        compute="_compute_entitlement_count", string="Cash entitlements rejected, cancelled or expired"
+    )
 
     _sql_constraints = [
         ("dates_ordered", "CHECK (end_date >= start_date)", "A cycle cannot end before it starts."),
@@ -92,15 +118,80 @@ class G2PCycle(models.Model):
             cycle.beneficiary_count = counts.get(cycle, 0)
 
     def _compute_entitlement_count(self):
-        counts = dict(
-            self.env["g2p.entitlement"]._read_group([("cycle_id", "in", self.ids)], ["cycle_id"], ["__count"])
-        )
+        counts = self._entitlement_state_counts("g2p.entitlement")
         for cycle in self:
-            cycle.entitlement_count = counts.get(cycle, 0)
+            by_group = counts.get(cycle.id, {})
+            cycle.entitlement_count = sum(by_group.values())
+            for key in DASHBOARD_STATE_GROUPS:
+                cycle["cash_%s_count" % key] = by_group.get(key, 0)
+
+    def _entitlement_state_counts(self, model):
+        """Count the entitlements of ``model`` (an entitlement model name) of the cycles
+        in ``self`` per group of states, as the user may see them: one grouped query for
+        the whole set.
+
+        :return: dict {cycle id: {DASHBOARD_STATE_GROUPS key: int}}."""
+        group_of = {state: key for key, states in DASHBOARD_STATE_GROUPS.items() for state in states}
+        counts = {}
+        if not self.ids:
+            return counts
+        for cycle, state, count in self.env[model]._read_group(
+            [("cycle_id", "in", self.ids)], ["cycle_id", "state"], ["__count"]
+        ):
+            by_group = counts.setdefault(cycle.id, {})
+            by_group[group_of[state]] = by_group.get(group_of[state], 0) + count
+        return counts
+
+    def _entitlement_action(self, xmlid):
+        """The entitlement action ``xmlid`` limited to this cycle, filtered on the group of
+        states named by the context key ``dashboard_state`` (see DASHBOARD_STATE_GROUPS)
+        when given, else grouped by state. :return: an ``ir.actions.act_window`` dict."""
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(xmlid)
+        domain = [("cycle_id", "=", self.id)]
+        states = DASHBOARD_STATE_GROUPS.get(self.env.context.get("dashboard_state"))
+        if states:
+            domain.append(("state", "in", states))
+            action["context"] = {}
+        else:
+            action["context"] = {"search_default_group_state": 1}
+        action["domain"] = domain
+        return action
 
     # ------------------------------------------------------------------
     # Creation
     # ------------------------------------------------------------------
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not self.env.su:
+            self.check_access_rights("create")  # a role without the right hears so first
+            for vals in vals_list:
+                names = [n for n in ("locked", "locked_reason") if vals.get(n)]
+                if vals.get("state", "draft") != "draft":
+                    names.append("state")
+                self._check_lifecycle_vals(names)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        if not self.env.su:
+            self.check_access_rights("write")
+            self._check_lifecycle_vals([n for n in vals if n in CYCLE_LIFECYCLE_FIELDS])
+        return super().write(vals)
+
+    @api.model
+    def _check_lifecycle_vals(self, names):
+        """Refuse (UserError ``[use_actions]``) to set the fields ``names`` of a cycle
+        directly: its state changes through the transitions (submit, approve, ...),
+        which check the user's role; the lock belongs to its jobs."""
+        if names:
+            raise UserError(
+                _(
+                    "[use_actions] %(fields)s of cycles cannot be set directly: use the cycle's actions "
+                    "(submit, approve, distribute, end, cancel, reset to draft).",
+                    fields=", ".join(sorted(names)),
+                )
+            )
+
     @api.model
     def _create_next_for(self, program):
         """The next cycle of ``program`` (g2p.program), with its enrolled beneficiaries.
@@ -485,11 +576,10 @@ class G2PCycle(models.Model):
         return approved
 
     def action_open_entitlements(self):
-        self.ensure_one()
-        action = self.env["ir.actions.act_window"]._for_xml_id("g2p_programs_ext.g2p_entitlement_action")
-        action["domain"] = [("cycle_id", "=", self.id)]
-        action["context"] = {"search_default_group_state": 1}
-        return action
+        """The cycle's cash entitlements; with the context key ``dashboard_state`` (a key of
+        DASHBOARD_STATE_GROUPS), only those in that group of states.
+        :return: an ``ir.actions.act_window`` dict on ``g2p.entitlement``."""
+        return self._entitlement_action("g2p_programs_ext.g2p_entitlement_action")
 
     # ------------------------------------------------------------------
     # Smart buttons

@@ -39,6 +39,32 @@ REJECTION_REASONS = [
     ("other", "Other"),
 ]
 SQL_BATCH = 5000
+# What the lifecycle methods and the redemption ledger own: nobody but the superuser (the
+# suite's own code, after its checks) writes them with create/write, over RPC or not.
+LIFECYCLE_FIELDS = frozenset(
+    {
+        "state",
+        "code",
+        "date_approved",
+        "approved_by_id",
+        "rejection_reason",
+        "rejection_note",
+        "date_rejected",
+        "rejected_by_id",
+        "date_cancelled",
+        "cancelled_by_id",
+        "partner_id",
+        "cycle_id",
+        "initial_amount",
+        "amount_redeemed",
+        "balance",
+        "quantity",
+        "quantity_redeemed",
+        "quantity_balance",
+    }
+)
+# Of those, what a new (draft) entitlement may give.
+CREATE_FIELDS = frozenset({"partner_id", "cycle_id", "initial_amount", "quantity", "state"})
 
 
 class G2PEntitlementBase(models.AbstractModel):
@@ -77,6 +103,10 @@ class G2PEntitlementBase(models.AbstractModel):
     approved_by_id = fields.Many2one("res.users", readonly=True, copy=False)
     rejection_reason = fields.Selection(REJECTION_REASONS, readonly=True, copy=False)
     rejection_note = fields.Text(readonly=True, copy=False)
+    date_rejected = fields.Datetime(readonly=True, copy=False)
+    rejected_by_id = fields.Many2one("res.users", readonly=True, copy=False)
+    date_cancelled = fields.Datetime(readonly=True, copy=False)
+    cancelled_by_id = fields.Many2one("res.users", readonly=True, copy=False)
 
     @api.depends("cycle_id")
     def _compute_validity(self):
@@ -97,8 +127,55 @@ class G2PEntitlementBase(models.AbstractModel):
     # ------------------------------------------------------------------
     @api.model_create_multi
     def create(self, vals_list):
+        if not self.env.su:
+            self.check_access_rights("create")  # a role without the right hears so first
+            for vals in vals_list:
+                names = [n for n in vals if n in LIFECYCLE_FIELDS - CREATE_FIELDS and vals[n]]
+                if vals.get("state", "draft") != "draft":
+                    names.append("state")
+                self._check_lifecycle_vals(names)
         self._complete_vals(vals_list)
         return super().create(vals_list)
+
+    def write(self, vals):
+        if not self.env.su:
+            self.check_access_rights("write")
+            self._check_lifecycle_vals([n for n in vals if n in LIFECYCLE_FIELDS])
+        return super().write(vals)
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_only_drafts(self):
+        """Only draft entitlements can be deleted: a pending or approved one is rejected or
+        cancelled instead (which releases its stock and keeps the record)."""
+        if self.env.su:
+            return
+        self.check_access_rights("unlink")
+        self.flush_recordset(["state"])
+        self.env.cr.execute(
+            f"SELECT id FROM {self._table} WHERE id = ANY(%s) AND state != 'draft' LIMIT 1", [self.ids]
+        )
+        row = self.env.cr.fetchone()
+        if row:
+            raise UserError(
+                _(
+                    "[use_actions] Entitlement %s is not a draft: reject or cancel it instead of deleting it.",
+                    self.browse(row[0]).display_name,
+                )
+            )
+
+    @api.model
+    def _check_lifecycle_vals(self, names):
+        """Refuse (UserError ``[use_actions]``) to set the fields ``names`` (of
+        LIFECYCLE_FIELDS) directly: states change through the actions (approve, reject,
+        cancel, reset), figures through redemptions; a new entitlement is a draft."""
+        if names:
+            raise UserError(
+                _(
+                    "[use_actions] %(fields)s of entitlements cannot be set directly: use the actions "
+                    "(approve, reject, cancel, reset to draft) and redemptions.",
+                    fields=", ".join(sorted(names)),
+                )
+            )
 
     @api.model
     def _complete_vals(self, vals_list):
@@ -199,6 +276,15 @@ class G2PEntitlementBase(models.AbstractModel):
         self.invalidate_recordset()
         self.modified(["state"])
 
+    def _cycles(self):
+        """The cycles (g2p.cycle) of the entitlements ``self``, in SQL: ``self.cycle_id``
+        would fetch every column of every entitlement (100,000 rows in an approval)."""
+        if not self:
+            return self.env["g2p.cycle"]
+        self.flush_recordset(["cycle_id"])
+        self.env.cr.execute(f"SELECT DISTINCT cycle_id FROM {self._table} WHERE id = ANY(%s)", [self.ids])
+        return self.env["g2p.cycle"].browse(sorted(row[0] for row in self.env.cr.fetchall()))
+
     def _log_on_cycles(self, message):
         """One message per cycle for a batch operation on its entitlements (counted in SQL)."""
         if not self:
@@ -276,7 +362,8 @@ class G2PEntitlementBase(models.AbstractModel):
             return True
         records = self.sudo().with_context(tracking_disable=True)
         target = records._check_transition("approve")
-        not_approved = records.cycle_id.filtered(lambda c: c.state != "approved")
+        cycles = records._cycles()
+        not_approved = cycles.filtered(lambda c: c.state != "approved")
         if not_approved:
             raise UserError(
                 _(
@@ -286,7 +373,7 @@ class G2PEntitlementBase(models.AbstractModel):
                     state=dict(not_approved[0]._fields["state"].selection)[not_approved[0].state],
                 )
             )
-        records.cycle_id._check_unlocked()
+        cycles._check_unlocked()
         groups = records._validation_groups()
         user_groups = self.env.user.groups_id
         for entitlement in records:
@@ -322,22 +409,33 @@ class G2PEntitlementBase(models.AbstractModel):
         Approved in-kind entitlements give back their stock reservation.
 
         :return: True
-        :raise UserError: wrong state or unknown reason.
+        :raise UserError: wrong state, unknown reason (``[bad_reason]``), a note that is
+            not a text (``[bad_note]``).
+        :raise AccessError: the user is not a validator, or not in the validation group
+            of the entitlements' manager (``[not_in_validation_group]``).
         """
         self._check_group("g2p_programs_ext.group_program_validator")
         self.check_access_rule("read")
-        if reason not in dict(REJECTION_REASONS):
+        if not isinstance(reason, str) or reason not in dict(REJECTION_REASONS):
             raise UserError(
                 _(
-                    "[bad_reason] %(reason)s is not a rejection reason; use one of %(reasons)s.",
+                    "[bad_reason] %(reason)r is not a rejection reason; use one of %(reasons)s.",
                     reason=reason,
                     reasons=", ".join(dict(REJECTION_REASONS)),
                 )
             )
+        if note not in (False, None) and (not isinstance(note, str) or "\x00" in note):
+            raise UserError(_("[bad_note] The rejection note is a text, not %r.", note))
+        self._check_in_validation_groups()
         records = self.sudo()
         target = records._check_transition("reject")
         records.filtered(lambda e: e.state == "approved")._release()
-        records._set_state(target, ", rejection_reason = %s, rejection_note = %s", [reason, note or None])
+        records._set_state(
+            target,
+            ", rejection_reason = %s, rejection_note = %s, rejected_by_id = %s,"
+            " date_rejected = now() at time zone 'UTC'",
+            [reason, note or None, self.env.uid],
+        )
         labels = dict(REJECTION_REASONS)
         records._log_on_cycles(
             _(
@@ -353,6 +451,37 @@ class G2PEntitlementBase(models.AbstractModel):
             )
         return True
 
+    def _check_in_validation_groups(self):
+        """Raise unless the user (superuser aside) is in the validation group of the
+        manager that made each entitlement of ``self``.
+
+        :raise UserError: ``[no_validation_group]`` a manager has none.
+        :raise AccessError: ``[not_in_validation_group]``."""
+        if self.env.su or not self:
+            return
+        groups = self._validation_groups()
+        user_groups = self.env.user.groups_id
+        for entitlement in self:
+            group = groups.get(entitlement.id)
+            if not group:
+                raise UserError(
+                    _(
+                        "[no_validation_group] The entitlement manager of program %s has no validation group: "
+                        "a program manager sets one first.",
+                        entitlement.program_id.name,
+                    )
+                )
+            if group not in user_groups:
+                raise AccessError(
+                    _(
+                        "[not_in_validation_group] You are not in %(group)s, the validation group of the "
+                        "entitlements of %(program)s (e.g. %(name)s).",
+                        group=group.display_name,
+                        program=entitlement.program_id.name,
+                        name=entitlement.display_name,
+                    )
+                )
+
     def action_cancel(self):
         """Cancel entitlements (program managers). Approved in-kind entitlements give
         back their stock reservation. :return: True. :raise UserError: wrong state."""
@@ -366,7 +495,11 @@ class G2PEntitlementBase(models.AbstractModel):
             return
         target = self._check_transition("cancel")
         self.filtered(lambda e: e.state in ("approved", "transferred"))._release()
-        self._set_state(target)
+        self._set_state(
+            target,
+            ", cancelled_by_id = %s, date_cancelled = now() at time zone 'UTC'",
+            [self.env.uid],
+        )
         self._log_on_cycles(_("Cancelled by %s", self.env.user.name))
 
     def action_reset_to_draft(self):
@@ -378,7 +511,9 @@ class G2PEntitlementBase(models.AbstractModel):
         target = records._check_transition("reset")
         records._set_state(
             target,
-            ", code = NULL, date_approved = NULL, approved_by_id = NULL, rejection_reason = NULL, rejection_note = NULL",
+            ", code = NULL, date_approved = NULL, approved_by_id = NULL, rejection_reason = NULL,"
+            " rejection_note = NULL, date_rejected = NULL, rejected_by_id = NULL,"
+            " date_cancelled = NULL, cancelled_by_id = NULL",
         )
         records._log_on_cycles(_("Reset to draft by %s", self.env.user.name))
         return True

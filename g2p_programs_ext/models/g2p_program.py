@@ -2,11 +2,11 @@ import logging
 
 from odoo import _, api, fields, models
 from odoo.addons.queue_job.delay import chain, group
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.osv import expression
 from odoo.tools.safe_eval import safe_eval
 
-from .. import cel
+from .. import cel, input_check
 
 _logger = logging.getLogger(__name__)
 
@@ -87,6 +87,26 @@ class G2PProgram(models.Model):
         ("cycle_duration_positive", "CHECK (cycle_duration > 0)", "A cycle lasts at least one day."),
     ]
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            input_check.check_vals(self, vals)
+        if not self.env.su and any(vals.get("locked") or vals.get("locked_reason") for vals in vals_list):
+            self.check_access_rights("create")  # a role without the right hears so first
+            raise UserError(
+                _("[use_actions] A program's lock belongs to its jobs: it cannot be set directly.")
+            )
+        return super().create(vals_list)
+
+    def write(self, vals):
+        input_check.check_vals(self, vals)
+        if not self.env.su and ("locked" in vals or "locked_reason" in vals):
+            self.check_access_rights("write")
+            raise UserError(
+                _("[use_actions] A program's lock belongs to its jobs: it cannot be set directly.")
+            )
+        return super().write(vals)
+
     def _compute_counts(self):
         """Two grouped queries for all programs in ``self``."""
         cycles = dict(
@@ -133,6 +153,14 @@ class G2PProgram(models.Model):
                 "type": "warning" if evaluator and evaluator.errors else "info",
             },
         }
+
+    @api.constrains("cycle_duration")
+    def _check_cycle_duration(self):
+        for program in self:
+            if program.cycle_duration <= 0:
+                raise ValidationError(
+                    _("[bad_value] Program %s: a cycle lasts at least one day.", program.name)
+                )
 
     @api.constrains("eligibility_domain")
     def _check_eligibility_domain(self):
@@ -230,6 +258,15 @@ class G2PProgram(models.Model):
                 )
             )
 
+    def _check_officer(self):
+        """Enrolling and creating cycles are the program officers' (CONTRACT.md, Roles):
+        raise AccessError ``[not_allowed]`` for anyone else, or when the user may not
+        read the programs in ``self`` (another company)."""
+        if not self.env.su and not self.env.user.has_group("g2p_programs_ext.group_program_officer"):
+            raise AccessError(_("[not_allowed] Only program officers enroll registrants and create cycles."))
+        self.check_access_rights("read")
+        self.check_access_rule("read")
+
     def _check_active(self):
         for program in self:
             if program.state != "active":
@@ -278,10 +315,10 @@ class G2PProgram(models.Model):
 
         :return: int, the number of registrants newly enrolled (0 when queued).
         :raise UserError: the program is locked or ended.
+        :raise AccessError: ``[not_allowed]`` the user is not a program officer.
         """
         self.ensure_one()
-        self.check_access_rights("write")
-        self.check_access_rule("write")
+        self._check_officer()
         self._check_active()
         self._check_unlocked()
         candidate_ids = self._candidate_ids()
@@ -293,7 +330,7 @@ class G2PProgram(models.Model):
         return enrolled
 
     def _enroll_async(self, candidate_ids):
-        self.write({"locked": True, "locked_reason": _("enrolling registrants")})
+        self.sudo().write({"locked": True, "locked_reason": _("enrolling registrants")})
         jobs = []
         for start in range(0, len(candidate_ids), BATCH_SIZE):
             chunk = candidate_ids[start : start + BATCH_SIZE]
@@ -330,7 +367,7 @@ class G2PProgram(models.Model):
                 [("program_id", "=", self.id)], ["state"], ["__count"]
             )
         )
-        self.write({"locked": False, "locked_reason": False})
+        self.sudo().write({"locked": False, "locked_reason": False})
         self._message_log(
             body=_(
                 "Enrollment finished: %(enrolled)s enrolled, %(not_eligible)s not eligible "
@@ -413,10 +450,10 @@ class G2PProgram(models.Model):
 
         :return: int, the new g2p.cycle id.
         :raise UserError: the program is locked or ended.
+        :raise AccessError: ``[not_allowed]`` the user is not a program officer.
         """
         self.ensure_one()
-        self.check_access_rights("write")
-        self.check_access_rule("write")
+        self._check_officer()
         self._check_active()
         self._check_unlocked()
         return self.env["g2p.cycle"]._create_next_for(self).id

@@ -1,0 +1,68 @@
+import shutil
+
+from odoo.tests import HttpCase, tagged
+
+from .common import InkindCommon
+
+PROGRAM = "Tour food basket"
+
+
+@tagged("post_install", "-at_install")
+class TestDistributionTour(HttpCase, InkindCommon):
+    """The back office in a real browser (headless Chromium), one tour per role, each
+    followed by a check of the database (issue 11). Data: InkindCommon's four
+    households (sizes 3, 1, 5 and 2) with rice and oil in stock."""
+
+    def setUp(self):
+        super().setUp()
+        # A missing browser makes Odoo skip the tour: here that is a failure.
+        self.assertTrue(
+            shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome"),
+            "Chromium is needed for the browser tour (setup/setup.sh installs Debian's chromium)",
+        )
+
+    def test_distribution_flow(self):
+        Program = self.env["g2p.program"]
+        self.start_tour("/web", "g2p_tour_manager_creates_program", login=self.manager.login)
+        program = Program.search([("name", "=", PROGRAM)])
+        self.assertEqual(len(program), 1, "the manager created the program with the wizard")
+        self.assertEqual(program.eligibility_expression, "me.household_size >= 2")
+        manager = program.entitlement_manager_inkind_ids
+        self.assertEqual(len(manager), 1, "with its in-kind entitlement manager")
+        self.assertFalse(program.entitlement_manager_cash_ids, "no cash item: no cash manager")
+        self.assertEqual(
+            manager.validation_group_id, self.env.ref("g2p_programs_ext.group_program_validator")
+        )
+        self.assertEqual(
+            [(i.product_id, i.quantity, i.uom_id) for i in manager.item_ids], [(self.rice, 5.0, self.kg)]
+        )
+
+        self.start_tour("/web", "g2p_tour_officer_prepares_cycle", login=self.officer.login)
+        self.assertEqual(
+            set(program.program_membership_ids.filtered(lambda m: m.state == "enrolled").partner_id.ids),
+            set((self.h1 | self.h3 | self.h4).ids),
+        )
+        cycle = program.cycle_ids
+        self.assertEqual(len(cycle), 1)
+        self.assertEqual(cycle.state, "to_approve")
+        entitlements = cycle.inkind_entitlement_ids
+        self.assertEqual(len(entitlements), 3)
+        self.assertEqual(set(entitlements.mapped("state")), {"pending_validation"})
+
+        self.start_tour("/web", "g2p_tour_approver_approves_cycle", login=self.approver.login)
+        self.assertEqual(cycle.state, "approved")
+
+        self.start_tour("/web", "g2p_tour_validator_approves_and_rejects", login=self.validator.login)
+        entitlements.invalidate_recordset()
+        rejected = entitlements.filtered(lambda e: e.state == "rejected")
+        self.assertEqual(rejected.partner_id, self.h1)
+        self.assertEqual((rejected.rejection_reason, rejected.rejection_note), ("other", "Moved away"))
+        self.assertEqual(rejected.rejected_by_id, self.validator)
+        approved = entitlements - rejected
+        self.assertEqual(set(approved.mapped("state")), {"approved"})
+        self.assertTrue(all(approved.mapped("code")), "approved entitlements have their ERN")
+        self.assertEqual(set(approved.mapped("approved_by_id")), {self.validator})
+
+        # The tour itself checks that the report answered with the two vouchers.
+        self.start_tour("/web", "g2p_tour_officer_prints_vouchers", login=self.officer.login)
+        self.assertEqual(set(approved.mapped("state")), {"approved"}, "printing changes nothing")

@@ -17,6 +17,7 @@
         "data/queue_job_data.xml",
         "data/ir_cron_data.xml",
         "wizards/g2p_entitlement_reject_wizard_views.xml",
+        "wizards/g2p_program_create_wizard_views.xml",
         "views/res_partner_views.xml",
         "views/g2p_program_views.xml",
         "views/g2p_cycle_views.xml",

@@ -16,8 +16,14 @@
         "views/g2p_program_views.xml",
         "views/g2p_entitlement_inkind_views.xml",
         "views/g2p_cycle_views.xml",
+        "wizards/g2p_program_create_wizard_views.xml",
+        "report/g2p_voucher_report.xml",
+        "report/g2p_voucher_templates.xml",
         "views/spp_entitlement_in_kind_menus.xml",
     ],
+    "assets": {
+        "web.assets_tests": ["spp_entitlement_in_kind/static/tests/tours/*.js"],
+    },
     "development_status": "Alpha",
     "installable": True,
 }

@@ -12,6 +12,7 @@
         "security/spp_entitlement_transaction_security.xml",
         "views/spp_entitlement_transaction_views.xml",
         "views/g2p_entitlement_views.xml",
+        "views/g2p_cycle_views.xml",
         "views/spp_service_point_views.xml",
         "views/spp_entitlement_transactions_menus.xml",
     ],

@@ -16,6 +16,7 @@
         "views/spp_service_point_views.xml",
         "views/res_partner_views.xml",
         "views/res_users_views.xml",
+        "views/g2p_entitlement_views.xml",
         "wizards/spp_assign_service_point_wizard_views.xml",
         "views/spp_service_points_menus.xml",
     ],

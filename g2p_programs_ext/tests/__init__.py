@@ -2,3 +2,5 @@ from . import test_roles
 from . import test_registry
 from . import test_programs
 from . import test_entitlements
+from . import test_back_office
+from . import test_program_wizard

@@ -4,6 +4,7 @@ from collections import defaultdict
 from markupsafe import Markup, escape
 
 from odoo import _, api, fields, models
+from odoo.addons.g2p_programs_ext.models.g2p_cycle import DASHBOARD_STATE_GROUPS
 from odoo.exceptions import AccessError, UserError
 
 _logger = logging.getLogger(__name__)
@@ -20,6 +21,23 @@ class G2PCycle(models.Model):
     )
     inkind_entitlement_count = fields.Integer(
         compute="_compute_inkind_entitlement_count", string="In-kind entitlement count"
+    )
+    # Dashboard: in-kind entitlements per group of states (DASHBOARD_STATE_GROUPS)
+    inkind_draft_count = fields.Integer(
+        compute="_compute_inkind_entitlement_count", string="In-kind entitlements in draft"
+    )
+    inkind_pending_count = fields.Integer(
+        compute="_compute_inkind_entitlement_count", string="In-kind entitlements to validate"
+    )
+    inkind_approved_count = fields.Integer(
+        compute="_compute_inkind_entitlement_count", string="In-kind entitlements approved"
+    )
+    inkind_redeemed_count = fields.Integer(
+        compute="_compute_inkind_entitlement_count", string="In-kind entitlements redeemed"
+    )
+    inkind_closed_count = fields.Integer(
+        compute="_compute_inkind_entitlement_count",
+        string="In-kind entitlements rejected, cancelled or expired",
     )
 
     # ------------------------------------------------------------------
@@ -41,13 +59,12 @@ class G2PCycle(models.Model):
     )
 
     def _compute_inkind_entitlement_count(self):
-        counts = dict(
-            self.env["g2p.entitlement.inkind"]._read_group(
-                [("cycle_id", "in", self.ids)], ["cycle_id"], ["__count"]
-            )
-        )
+        counts = self._entitlement_state_counts("g2p.entitlement.inkind")
         for cycle in self:
-            cycle.inkind_entitlement_count = counts.get(cycle, 0)
+            by_group = counts.get(cycle.id, {})
+            cycle.inkind_entitlement_count = sum(by_group.values())
+            for key in DASHBOARD_STATE_GROUPS:
+                cycle["inkind_%s_count" % key] = by_group.get(key, 0)
 
     def _compute_inkind_picking_count(self):
         # the roles of the suite have no stock rights: count as superuser
@@ -80,14 +97,10 @@ class G2PCycle(models.Model):
     # Actions
     # ------------------------------------------------------------------
     def action_open_inkind_entitlements(self):
-        """The cycle's in-kind entitlements. :return: an ``ir.actions.act_window`` dict."""
-        self.ensure_one()
-        action = self.env["ir.actions.act_window"]._for_xml_id(
-            "spp_entitlement_in_kind.g2p_entitlement_inkind_action"
-        )
-        action["domain"] = [("cycle_id", "=", self.id)]
-        action["context"] = {"search_default_group_state": 1}
-        return action
+        """The cycle's in-kind entitlements; with the context key ``dashboard_state`` (a
+        key of DASHBOARD_STATE_GROUPS), only those in that group of states.
+        :return: an ``ir.actions.act_window`` dict."""
+        return self._entitlement_action("spp_entitlement_in_kind.g2p_entitlement_inkind_action")
 
     def action_open_inkind_transfers(self):
         """The cycle's transfers (pickings of its procurement group), for stock users.
@@ -120,7 +133,8 @@ class G2PCycle(models.Model):
         self.ensure_one()
         result = self.env["g2p.inkind.stock"].sudo()._post([self.id])
         if result["delivered"] or result["returned"]:
-            self.message_post(
+            # a log note: a cycle approver without an email address can post deliveries
+            self._message_log(
                 body=_(
                     "Deliveries posted: %(delivered)s delivery line(s) done, %(returned)s return line(s).",
                     delivered=result["delivered"],

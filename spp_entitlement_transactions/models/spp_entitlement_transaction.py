@@ -135,6 +135,13 @@ class SppEntitlementTransaction(models.Model):
     service_point_id = fields.Many2one(
         "spp.service.point", required=True, index=True, ondelete="restrict", readonly=True
     )
+    area_id = fields.Many2one(
+        "spp.area",
+        index=True,
+        ondelete="restrict",
+        readonly=True,
+        help="The entitlement's area, else the service point's: for reports by area.",
+    )
     user_id = fields.Many2one(
         "res.users", string="Agent", required=True, index=True, ondelete="restrict", readonly=True
     )
@@ -621,6 +628,7 @@ class SppEntitlementTransaction(models.Model):
             "product_id": entitlement._redemption_product().id,
             "uom_id": entitlement._redemption_uom().id,
             "service_point_id": point.id,
+            "area_id": entitlement.area_id.id or point.area_id.id,
             "user_id": self.env.uid,
         }
 

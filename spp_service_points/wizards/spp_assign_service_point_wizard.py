@@ -1,10 +1,15 @@
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
+
+# Entitlements whose service point may still change: no code handed out, no stock reserved.
+MOVABLE_ENTITLEMENT_STATES = ("draft", "pending_validation")
 
 
 class SppAssignServicePointWizard(models.TransientModel):
     """Set the default service point of many registrants at once: the registrants
-    selected in a list, or every registrant of an area."""
+    selected in a list, or every registrant of an area. Opened from an entitlement
+    list, it takes the selected entitlements' beneficiaries and also moves those
+    entitlements (draft or pending validation) to the service point."""
 
     _name = "spp.assign.service.point.wizard"
     _description = "Assign a service point to registrants"
@@ -39,10 +44,43 @@ class SppAssignServicePointWizard(models.TransientModel):
     )
     registrant_count = fields.Integer(string="Registrants to assign", compute="_compute_registrant_count")
 
+    # ------------------------------------------------------------------
+    # Entitlements (opened from an entitlement list)
+    # ------------------------------------------------------------------
+    entitlement_model = fields.Char(readonly=True, default=lambda self: self._default_entitlement_model())
+    entitlement_ids = fields.Json(
+        readonly=True,
+        default=lambda self: (
+            self.env.context.get("active_ids") or [] if self._default_entitlement_model() else []
+        ),
+    )
+    move_entitlements = fields.Boolean(
+        string="Move the selected entitlements",
+        default=True,
+        help="The selected entitlements that are draft or pending validation collect at this service "
+        "point from now on; approved ones keep theirs (their code and stock are already there).",
+    )
+    entitlement_count = fields.Integer(string="Entitlements to move", compute="_compute_entitlement_count")
+
+    def _default_entitlement_model(self):
+        model = self.env.context.get("active_model")
+        return model if model in self.env["g2p.cycle"]._entitlement_models() else False
+
     def _default_partner_ids(self):
-        if self.env.context.get("active_model") == "res.partner":
-            return [(6, 0, self.env.context.get("active_ids") or [])]
+        model = self.env.context.get("active_model")
+        ids = self.env.context.get("active_ids") or []
+        if model == "res.partner":
+            return [(6, 0, ids)]
+        if model and model in self.env["g2p.cycle"]._entitlement_models():
+            return [(6, 0, self.env[model].browse(ids).partner_id.ids)]
         return [(6, 0, [])]
+
+    @api.depends("entitlement_model", "entitlement_ids", "move_entitlements")
+    def _compute_entitlement_count(self):
+        for wizard in self:
+            wizard.entitlement_count = (
+                len(wizard._get_movable_entitlements()) if wizard.move_entitlements else 0
+            )
 
     @api.depends("assign_by", "partner_ids", "area_id", "include_members")
     def _compute_registrant_count(self):
@@ -79,6 +117,9 @@ class SppAssignServicePointWizard(models.TransientModel):
             count=len(registrants),
             point=self.service_point_id.display_name,
         )
+        moved = self._move_entitlements() if self.move_entitlements else 0
+        if moved:
+            message += " " + _("%s entitlement(s) moved there.", moved)
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
@@ -95,6 +136,42 @@ class SppAssignServicePointWizard(models.TransientModel):
     # ------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------
+    def _get_movable_entitlements(self):
+        """The selected entitlements that are draft or pending validation and visible to
+        the user. :return: a recordset of ``entitlement_model`` (empty when none)."""
+        self.ensure_one()
+        if (
+            not self.entitlement_model
+            or self.entitlement_model not in self.env["g2p.cycle"]._entitlement_models()
+        ):
+            return self.env["g2p.entitlement"]
+        return self.env[self.entitlement_model].search(
+            [("id", "in", self.entitlement_ids or []), ("state", "in", MOVABLE_ENTITLEMENT_STATES)]
+        )
+
+    def _move_entitlements(self):
+        """Move the movable selected entitlements to the wizard's service point, one
+        UPDATE for the batch and one message per cycle (program officers: they prepare
+        entitlements). :return: int, how many moved.
+        :raise AccessError: the user is not a program officer."""
+        entitlements = self._get_movable_entitlements()
+        if not entitlements:
+            return 0
+        if not self.env.su and not self.env.user.has_group("g2p_programs_ext.group_program_officer"):
+            raise AccessError(_("[not_allowed] Only program officers move entitlements to a service point."))
+        entitlements.check_access_rule("read")
+        entitlements.sudo().with_context(tracking_disable=True).write(
+            {"service_point_id": self.service_point_id.id}
+        )
+        entitlements.sudo()._log_on_cycles(
+            _(
+                "Moved to service point %(point)s by %(user)s",
+                point=self.service_point_id.display_name,
+                user=self.env.user.name,
+            )
+        )
+        return len(entitlements)
+
     def _get_registrants(self, check=True):
         """The registrants to assign: the selection, or the registrants whose area is
         the wizard's area or one of its sub-areas; plus, with ``include_members``, the

@@ -1,4 +1,5 @@
 import logging
+from datetime import timedelta
 
 from markupsafe import Markup
 
@@ -9,6 +10,9 @@ from odoo.tools import float_is_zero
 _logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 5000
+# When the only open entitlements left are being redeemed right now (row locked), the
+# closing tries again this much later instead of spinning on them.
+LOCKED_RETRY = timedelta(minutes=1)
 OPEN_STATES = ("approved", "transferred")
 
 
@@ -50,8 +54,17 @@ class G2PCycle(models.Model):
                 cron._trigger()
                 cycle._message_log(body=_("Closing requested: the scheduled action closes it in batches."))
                 continue
-            while not cycle._close_batch(BATCH_SIZE):
-                pass
+            done = cycle._close_batch(BATCH_SIZE)
+            while done is False:
+                done = cycle._close_batch(BATCH_SIZE)
+            if done is None:
+                cron._trigger(fields.Datetime.now() + LOCKED_RETRY)
+                cycle._message_log(
+                    body=_(
+                        "Some entitlements are being redeemed right now: the scheduled action finishes "
+                        "closing the cycle in a minute."
+                    )
+                )
         return True
 
     # ------------------------------------------------------------------
@@ -66,10 +79,14 @@ class G2PCycle(models.Model):
         when nothing is left changes nothing. :return: True"""
         today = fields.Date.context_today(self)
         cycles = self.sudo().search([("state", "in", ("approved", "distributed")), ("end_date", "<", today)])
+        cron = self.env.ref("spp_auto_update_entitlements.ir_cron_close_ended_cycles")
         for cycle in cycles:
-            if not cycle._close_batch(batch_size):
-                self.env.ref("spp_auto_update_entitlements.ir_cron_close_ended_cycles")._trigger()
+            done = cycle._close_batch(batch_size)
+            if done is False:
+                cron._trigger()
                 break
+            if done is None:  # only entitlements being redeemed right now are left
+                cron._trigger(fields.Datetime.now() + LOCKED_RETRY)
         return True
 
     # ------------------------------------------------------------------
@@ -88,15 +105,31 @@ class G2PCycle(models.Model):
             total += self.env.cr.fetchone()[0]
         return total
 
+    def _has_open_besides(self, Model, ids):
+        """Whether this cycle has open entitlements of ``Model`` other than ``ids`` (rows
+        that ``SKIP LOCKED`` passed over: being redeemed right now)."""
+        self.env.cr.execute(
+            f"""SELECT 1 FROM {Model._table} WHERE cycle_id = %s AND state IN %s
+                AND NOT (id = ANY(%s)) LIMIT 1""",
+            [self.id, OPEN_STATES, ids],
+        )
+        return bool(self.env.cr.fetchone())
+
     def _close_batch(self, batch_size):
         """Settle up to ``batch_size`` open entitlements of this cycle (per model).
-        When none is left, end the cycle and post the summary. Returns True when ended."""
+        When none is left, end the cycle and post the summary.
+
+        :return: True when the cycle is ended; False when open entitlements are left for
+            the next batch; None when the only ones left are locked by a redemption in
+            progress (skipped: the next run, a little later, takes them).
+        """
         self.ensure_one()
         if self.state == "ended":
             return True
         # Only what was handed out since the last posting is posted: cheap when nothing was.
         self.action_post_deliveries()
         left = False
+        settled = 0
         for model in self._entitlement_models():
             Model = self.env[model].sudo().with_context(tracking_disable=True)
             Model.flush_model(["cycle_id", "state"])
@@ -110,6 +143,9 @@ class G2PCycle(models.Model):
             if len(ids) > batch_size:
                 left = True
                 ids = ids[:batch_size]
+            elif self._has_open_besides(Model, ids):
+                left = True  # locked by a redemption in progress: never end the cycle over them
+            settled += len(ids)
             records = Model.browse(ids)
             records._recompute_redeemed_from_transactions()
             redeemed_field = Model._redeemed_quantity_field()
@@ -129,7 +165,7 @@ class G2PCycle(models.Model):
             partial._set_state(partial._check_transition("redeem_partially"))
             none._set_state(none._check_transition("expire"))
         if left:
-            return False
+            return False if settled else None
         self.sudo().mark_ended()
         self._post_closing_summary()
         return True

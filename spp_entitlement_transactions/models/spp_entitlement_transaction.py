@@ -34,7 +34,10 @@ from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
 from odoo import _, api, fields, models
 from odoo.addons.g2p_programs_ext import ern
-from odoo.addons.g2p_programs_ext.models.g2p_entitlement_base import ENTITLEMENT_STATES
+from odoo.addons.g2p_programs_ext.models.g2p_entitlement_base import (
+    ENTITLEMENT_STATES,
+    ENTITLEMENT_TRANSITIONS,
+)
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL, float_compare, float_is_zero, float_round
 
@@ -532,7 +535,9 @@ class SppEntitlementTransaction(models.Model):
         full = float_compare(redeemed, total, precision_rounding=rounding) >= 0
         if full:
             redeemed = total
-        state = entitlement._check_transition("redeem") if full else entitlement.state
+        # The state was checked under the row lock (_check_state: approved or transferred,
+        # the sources of "redeem"): no query to check it again.
+        state = ENTITLEMENT_TRANSITIONS["redeem"][1] if full else entitlement.state
         balance = 0.0 if full else float_round(total - redeemed, precision_rounding=rounding)
         vals = self._prepare_transaction_vals(entitlement, point, "redemption", quantity, balance, state)
         vals.update(reference=reference, payload_hash=payload, device_time=device_time)
@@ -555,9 +560,10 @@ class SppEntitlementTransaction(models.Model):
                     ref=reference,
                 ),
             )
-        entitlement.with_context(tracking_disable=True).write({field: redeemed})
-        if full:
-            entitlement._set_state(state)
+        # One UPDATE for the figure and, when nothing is left, the state.
+        entitlement.with_context(tracking_disable=True).write(
+            {field: redeemed, "state": state} if full else {field: redeemed}
+        )
         return transaction._answer()
 
     # ------------------------------------------------------------------

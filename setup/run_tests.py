@@ -132,10 +132,12 @@ def run_pytest(db, extra, junit_path):
         "no:odoo",
         "-p",
         "no:cacheprovider",
-        "tests",
         "-q",
         f"--junitxml={junit_path}",
-    ] + extra
+    ]
+    # Test files or node ids given (tests/test_x.py, tests/test_x.py::test_y): only those.
+    paths = [a for a in extra if a.startswith("tests/") or a.endswith(".py") or "::" in a]
+    cmd += extra if paths else ["tests", *extra]
     print("[test] " + " ".join(cmd), flush=True)
     rc = subprocess.run(cmd, cwd=REPO, env=env).returncode
     problems = []

@@ -36,6 +36,8 @@ from tests.scenario import ROUNDING, World, run_threads
 REPO = Path(__file__).resolve().parent.parent
 LONG = os.environ.get("G2P_LONG_TESTS") == "1"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# runuser lives in /usr/sbin, which a bare PATH (CI runs with env -i) leaves out
+RUNUSER = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
 THRESHOLD_KEY = "g2p_programs_ext.async_threshold"
 CLOSE_CRON = "spp_auto_update_entitlements.ir_cron_close_ended_cycles"
 
@@ -428,7 +430,7 @@ class PrivateCluster:
 
     def pg(self, *args, check=True):
         return subprocess.run(
-            ["runuser", "-u", "postgres", "--", *args],
+            [RUNUSER, "-u", "postgres", "--", *args],
             check=check,
             capture_output=True,
             text=True,
@@ -493,7 +495,7 @@ class PrivateCluster:
 
 
 def test_postgresql_restarted_during_a_redemption_burst(test_db):
-    if not (PG_BIN / "initdb").exists() or not shutil.which("runuser"):
+    if not (PG_BIN / "initdb").exists() or not RUNUSER:
         pytest.fail(f"{PG_BIN}/initdb (PostgreSQL 15 server binaries) and runuser are needed for this test")
     cluster = PrivateCluster()
     server = None

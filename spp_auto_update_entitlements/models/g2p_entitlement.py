@@ -9,6 +9,10 @@ class G2PEntitlementBase(models.AbstractModel):
         column: negative for reversals)."""
         raise NotImplementedError
 
+    def _remaining_field(self):
+        """Name of the stored field holding what is left to redeem."""
+        raise NotImplementedError
+
     def _recompute_redeemed_from_transactions(self):
         """Set the redeemed figure of ``self`` to Σ redemptions − Σ reversals of its
         transactions (one SQL aggregate), so that closing trusts the ledger, not a
@@ -34,6 +38,20 @@ class G2PEntitlementBase(models.AbstractModel):
             self.modified([redeemed])
         return corrected
 
+    def _closing_figures(self):
+        """{id: (redeemed, remaining)} of ``self`` in the entitlement's unit (cash: the
+        program's currency; in-kind: the entitlement's UoM), read in one query: reading
+        the records would fetch every column of every entitlement of the batch."""
+        if not self:
+            return {}
+        redeemed, remaining = self._redeemed_quantity_field(), self._remaining_field()
+        self.flush_recordset([redeemed, remaining])
+        self.env.cr.execute(
+            f"SELECT id, coalesce({redeemed}, 0), coalesce({remaining}, 0) FROM {self._table} WHERE id = ANY(%s)",
+            [self.ids],
+        )
+        return {row[0]: (float(row[1]), float(row[2])) for row in self.env.cr.fetchall()}
+
 
 class G2PEntitlement(models.Model):
     _inherit = "g2p.entitlement"
@@ -41,8 +59,8 @@ class G2PEntitlement(models.Model):
     def _transaction_columns(self):
         return "entitlement_id", "net_amount"
 
-    def _remaining(self):
-        return {e.id: e.balance for e in self}
+    def _remaining_field(self):
+        return "balance"
 
 
 class G2PEntitlementInkind(models.Model):
@@ -51,5 +69,5 @@ class G2PEntitlementInkind(models.Model):
     def _transaction_columns(self):
         return "inkind_entitlement_id", "net_quantity"
 
-    def _remaining(self):
-        return {e.id: e.quantity_balance for e in self}
+    def _remaining_field(self):
+        return "quantity_balance"

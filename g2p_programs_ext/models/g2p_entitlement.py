@@ -43,20 +43,8 @@ class G2PEntitlement(models.Model):
     def _redeemed_quantity_field(self):
         return "amount_redeemed"
 
-    def _validation_groups(self):
-        if not self:
-            return {}
-        # SQL: reading program_id through the ORM would fetch every column of 100,000 rows
-        self.flush_recordset(["program_id"])
-        self.env.cr.execute(f"SELECT id, program_id FROM {self._table} WHERE id = ANY(%s)", [self.ids])
-        program_of = dict(self.env.cr.fetchall())
-        managers = (
-            self.env["g2p.program.entitlement.manager.cash"]
-            .sudo()
-            .search([("program_id", "in", list(set(program_of.values())))])
-        )
-        by_program = {m.program_id.id: m.validation_group_id for m in managers}
-        return {eid: by_program.get(program_of.get(eid)) for eid in self.ids}
+    def _manager_model(self):
+        return "g2p.program.entitlement.manager.cash"
 
     def _compute_display_name(self):
         for entitlement in self:

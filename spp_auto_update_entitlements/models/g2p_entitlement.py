@@ -6,8 +6,8 @@ class G2PEntitlementBase(models.AbstractModel):
 
     def _transaction_columns(self):
         """(column of spp.entitlement.transaction pointing to this model, its signed figure
-        column: negative for reversals)."""
-        raise NotImplementedError
+        column: negative for reversals), from the redemption hooks."""
+        return self._redemption_link_field(), "net_" + self._redemption_figure_field()
 
     def _remaining_field(self):
         """Name of the stored field holding what is left to redeem."""
@@ -56,18 +56,12 @@ class G2PEntitlementBase(models.AbstractModel):
 class G2PEntitlement(models.Model):
     _inherit = "g2p.entitlement"
 
-    def _transaction_columns(self):
-        return "entitlement_id", "net_amount"
-
     def _remaining_field(self):
         return "balance"
 
 
 class G2PEntitlementInkind(models.Model):
     _inherit = "g2p.entitlement.inkind"
-
-    def _transaction_columns(self):
-        return "inkind_entitlement_id", "net_quantity"
 
     def _remaining_field(self):
         return "quantity_balance"

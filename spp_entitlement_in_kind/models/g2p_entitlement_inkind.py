@@ -132,19 +132,8 @@ class G2PEntitlementInkind(models.Model):
     def _redeemed_quantity_field(self):
         return "quantity_redeemed"
 
-    def _validation_groups(self):
-        if not self:
-            return {}
-        self.flush_recordset(["program_id"])
-        self.env.cr.execute(f"SELECT id, program_id FROM {self._table} WHERE id = ANY(%s)", [self.ids])
-        program_of = dict(self.env.cr.fetchall())
-        managers = (
-            self.env["g2p.program.entitlement.manager.inkind"]
-            .sudo()
-            .search([("program_id", "in", list(set(program_of.values())))])
-        )
-        by_program = {m.program_id.id: m.validation_group_id for m in managers}
-        return {eid: by_program.get(program_of.get(eid)) for eid in self.ids}
+    def _manager_model(self):
+        return "g2p.program.entitlement.manager.inkind"
 
     def _before_approve(self):
         """Check the stock of the entitlements about to be approved and reserve it."""

@@ -1,4 +1,5 @@
 from . import spp_entitlement_transaction
+from . import g2p_entitlement_base
 from . import g2p_entitlement
 from . import g2p_entitlement_inkind
 from . import spp_service_point

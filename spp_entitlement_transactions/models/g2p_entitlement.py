@@ -12,26 +12,6 @@ class G2PEntitlement(models.Model):
     # Redemptions
     # ------------------------------------------------------------------
     transaction_ids = fields.One2many("spp.entitlement.transaction", "entitlement_id", string="Transactions")
-    transaction_count = fields.Integer(compute="_compute_transaction_count", string="Number of transactions")
-
-    def _compute_transaction_count(self):
-        counts = dict(
-            self.env["spp.entitlement.transaction"]._read_group(
-                [("entitlement_id", "in", self.ids)], ["entitlement_id"], ["__count"]
-            )
-        )
-        for entitlement in self:
-            entitlement.transaction_count = counts.get(entitlement, 0)
-
-    def action_open_transactions(self):
-        """Open the redemptions and reversals of this entitlement (read-only list)."""
-        self.ensure_one()
-        action = self.env["ir.actions.act_window"]._for_xml_id(
-            "spp_entitlement_transactions.spp_entitlement_transaction_action"
-        )
-        action["domain"] = [("entitlement_id", "=", self.id)]
-        action["context"] = {}
-        return action
 
     # ------------------------------------------------------------------
     # Redemption hooks (see spp.entitlement.transaction)
@@ -57,7 +37,6 @@ class G2PEntitlement(models.Model):
 
     @api.model
     def _redemption_link_field(self):
-        """Field of spp.entitlement.transaction that points at this model."""
         return "entitlement_id"
 
     @api.model

@@ -11,26 +11,6 @@ class G2PEntitlementInkind(models.Model):
     transaction_ids = fields.One2many(
         "spp.entitlement.transaction", "inkind_entitlement_id", string="Transactions"
     )
-    transaction_count = fields.Integer(compute="_compute_transaction_count", string="Number of transactions")
-
-    def _compute_transaction_count(self):
-        counts = dict(
-            self.env["spp.entitlement.transaction"]._read_group(
-                [("inkind_entitlement_id", "in", self.ids)], ["inkind_entitlement_id"], ["__count"]
-            )
-        )
-        for entitlement in self:
-            entitlement.transaction_count = counts.get(entitlement, 0)
-
-    def action_open_transactions(self):
-        """Open the redemptions and reversals of this entitlement (read-only list)."""
-        self.ensure_one()
-        action = self.env["ir.actions.act_window"]._for_xml_id(
-            "spp_entitlement_transactions.spp_entitlement_transaction_action"
-        )
-        action["domain"] = [("inkind_entitlement_id", "=", self.id)]
-        action["context"] = {}
-        return action
 
     # ------------------------------------------------------------------
     # Redemption hooks (see spp.entitlement.transaction)

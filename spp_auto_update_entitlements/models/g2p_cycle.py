@@ -5,7 +5,6 @@ from markupsafe import Markup
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import float_is_zero
 
 _logger = logging.getLogger(__name__)
 
@@ -148,21 +147,10 @@ class G2PCycle(models.Model):
             settled += len(ids)
             records = Model.browse(ids)
             records._recompute_redeemed_from_transactions()
-            # ids in lists, recordsets at the end: ``recordset |= record`` in a loop is quadratic
-            full_ids, partial_ids, none_ids = [], [], []
-            for record_id, (redeemed, remaining) in sorted(records._closing_figures().items()):
-                if float_is_zero(redeemed, precision_digits=6):
-                    none_ids.append(record_id)
-                elif float_is_zero(remaining, precision_digits=6):
-                    full_ids.append(record_id)
-                else:
-                    partial_ids.append(record_id)
-            full, partial, none = Model.browse(full_ids), Model.browse(partial_ids), Model.browse(none_ids)
-            # Stock is released once, when the cycle ends (below), not per batch: each
-            # release re-reserves the cycle's moves through Odoo's stock (about 0.6 s).
-            full._set_state(full._check_transition("redeem"))
-            partial._set_state(partial._check_transition("redeem_partially"))
-            none._set_state(none._check_transition("expire"))
+            # One UPDATE classifies the batch. Stock is released once, when the cycle ends
+            # (below), not per batch: each release re-reserves the cycle's moves through
+            # Odoo's stock (about 0.6 s).
+            records._settle_for_closing()
         if left:
             return False if settled else None
         # What the settled entitlements will never take goes back to stock: the

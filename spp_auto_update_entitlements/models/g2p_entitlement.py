@@ -1,4 +1,12 @@
+from collections import Counter
+
 from odoo import models
+from odoo.addons.g2p_programs_ext.models.g2p_entitlement_base import ENTITLEMENT_TRANSITIONS
+
+# The lifecycle actions a closing applies: nothing left, something left, nothing redeemed.
+CLOSING_ACTIONS = ("redeem", "redeem_partially", "expire")
+# Below this a figure is zero (float_is_zero with precision_digits=6 rounds half up).
+ZERO = 0.5e-6
 
 
 class G2PEntitlementBase(models.AbstractModel):
@@ -38,19 +46,43 @@ class G2PEntitlementBase(models.AbstractModel):
             self.modified([redeemed])
         return corrected
 
-    def _closing_figures(self):
-        """{id: (redeemed, remaining)} of ``self`` in the entitlement's unit (cash: the
-        program's currency; in-kind: the entitlement's UoM), read in one query: reading
-        the records would fetch every column of every entitlement of the batch."""
+    def _settle_for_closing(self):
+        """Set each entitlement of ``self`` (approved or transferred, row-locked by the
+        caller) to its closing state in one UPDATE, from its stored figures (cash: the
+        program's currency; in-kind: the entitlement's UoM): ``redeemed`` when nothing is
+        left, ``expired`` when nothing was redeemed, ``partially_redeemed`` otherwise. A
+        figure counts as zero below 0.5e-6 (``float_is_zero`` at 6 digits). Entitlements
+        in any other state are left as they are (the lifecycle's transition table gives
+        the states each outcome may come from).
+
+        :return: dict {state: number of entitlements of ``self`` set to it}
+        """
         if not self:
             return {}
         redeemed, remaining = self._redeemed_quantity_field(), self._remaining_field()
-        self.flush_recordset([redeemed, remaining])
+        targets = {action: ENTITLEMENT_TRANSITIONS[action][1] for action in CLOSING_ACTIONS}
+        sources = set.intersection(*(set(ENTITLEMENT_TRANSITIONS[action][0]) for action in CLOSING_ACTIONS))
+        self.flush_recordset([redeemed, remaining, "state"])
         self.env.cr.execute(
-            f"SELECT id, coalesce({redeemed}, 0), coalesce({remaining}, 0) FROM {self._table} WHERE id = ANY(%s)",
-            [self.ids],
+            f"""UPDATE {self._table}
+                   SET state = CASE WHEN abs(coalesce({redeemed}, 0)) < %(zero)s THEN %(expire)s
+                                    WHEN abs(coalesce({remaining}, 0)) < %(zero)s THEN %(redeem)s
+                                    ELSE %(redeem_partially)s END,
+                       write_uid = %(uid)s, write_date = now() at time zone 'UTC'
+                 WHERE id = ANY(%(ids)s) AND state IN %(sources)s
+             RETURNING state""",
+            {
+                **targets,
+                "zero": ZERO,
+                "uid": self.env.uid,
+                "ids": self.ids,
+                "sources": tuple(sorted(sources)),
+            },
         )
-        return {row[0]: (float(row[1]), float(row[2])) for row in self.env.cr.fetchall()}
+        settled = Counter(row[0] for row in self.env.cr.fetchall())
+        self.invalidate_recordset(["state", "write_uid", "write_date"])
+        self.modified(["state"])
+        return dict(settled)
 
 
 class G2PEntitlement(models.Model):

@@ -125,8 +125,6 @@ class G2PCycle(models.Model):
         self.ensure_one()
         if self.state == "ended":
             return True
-        # Only what was handed out since the last posting is posted: cheap when nothing was.
-        self.action_post_deliveries()
         left = False
         settled = 0
         for model in self._entitlement_models():
@@ -153,8 +151,12 @@ class G2PCycle(models.Model):
             records._settle_for_closing()
         if left:
             return False if settled else None
-        # What the settled entitlements will never take goes back to stock: the
-        # reservations follow the states just set (idempotent: a rerun changes nothing).
+        # Once, when nothing is left open (each costs an aggregate over the whole cycle,
+        # about 0.3 s at 100,000): what was handed out since the last posting is posted,
+        # then what the settled entitlements will never take goes back to stock, the
+        # reservations following the states just set. Both are idempotent: a rerun after
+        # an interruption changes nothing.
+        self.action_post_deliveries()
         self.env["g2p.inkind.stock"].sudo()._sync(self.ids)
         self.sudo().mark_ended()
         self._post_closing_summary()

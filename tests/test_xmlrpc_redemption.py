@@ -19,6 +19,7 @@ import pytest
 
 ADMIN = ("admin", "admin")
 CLIENTS = 20
+RACE = ("race_a", "race_b", "race_c", "race_d")
 ENTITLEMENT_AMOUNT = 100.0
 
 
@@ -70,7 +71,7 @@ def world(odoo_server, test_db):
             "create",
             {"name": f"{name} {tag}", "is_registrant": True, "is_group": True, "service_point_id": point_id},
         )
-        for name in ("concurrent", "retry", "same_ref", "key", "reuse", "reverse")
+        for name in ("concurrent", "retry", "same_ref", "key", "reuse", "reverse", *RACE)
     }
     households["elsewhere"] = admin(
         "res.partner",
@@ -294,6 +295,39 @@ def test_concurrent_reuse_of_a_reference_with_other_payloads(odoo_server, test_d
     winner, answer = answers[0]
     row, transactions = entitlement_state(world, "reuse")
     assert row["amount_redeemed"] == 1.0 + winner and len(transactions) == 1
+
+
+def test_one_reference_for_different_entitlements_at_once(odoo_server, test_db, world):
+    """Devices sending one reference for different beneficiaries at once: the entitlements'
+    row locks do not serialize them, the reference's unique constraint does. One wins, the
+    others are told the reference is taken; nothing else is written."""
+    for round_ in range(3):
+        reference = f"{world['tag']}-RACE{round_}"
+        answers, refusals, faults = [], [], []
+
+        def client(i, reference=reference, answers=answers, refusals=refusals, faults=faults):
+            call = agent_client(odoo_server, test_db, world)
+            code = world["entitlements"][RACE[i]]["code"]
+            try:
+                answers.append((i, call("redeem", code, 1.0, world["point_id"], reference)))
+            except xmlrpc.client.Fault as fault:
+                (refusals if fault.faultCode == 2 else faults).append(fault.faultString[:300])
+
+        run_threads(client, len(RACE))
+        assert faults == []
+        assert len(answers) == 1 and len(refusals) == len(RACE) - 1
+        assert all(r.startswith("[reference_reused] ") for r in refusals), refusals[:2]
+        transactions = world["admin"](
+            "spp.entitlement.transaction",
+            "search_read",
+            [("reference", "=", reference)],
+            fields=["entitlement_id", "net_amount"],
+        )
+        winner = world["entitlements"][RACE[answers[0][0]]]["id"]
+        assert [(t["entitlement_id"][0], t["net_amount"]) for t in transactions] == [(winner, 1.0)]
+    for name in RACE:
+        row, transactions = entitlement_state(world, name)
+        assert row["amount_redeemed"] == sum(t["net_amount"] for t in transactions)
 
 
 def test_reverse_and_offline_batch_over_xmlrpc(odoo_server, test_db, world):

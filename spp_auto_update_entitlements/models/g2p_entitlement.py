@@ -17,10 +17,6 @@ class G2PEntitlementBase(models.AbstractModel):
         column: negative for reversals), from the redemption hooks."""
         return self._redemption_link_field(), "net_" + self._redemption_figure_field()
 
-    def _remaining_field(self):
-        """Name of the stored field holding what is left to redeem."""
-        raise NotImplementedError
-
     def _recompute_redeemed_from_transactions(self):
         """Set the redeemed figure of ``self`` to Σ redemptions − Σ reversals of its
         transactions (one SQL aggregate), so that closing trusts the ledger, not a
@@ -59,7 +55,7 @@ class G2PEntitlementBase(models.AbstractModel):
         """
         if not self:
             return {}
-        redeemed, remaining = self._redeemed_quantity_field(), self._remaining_field()
+        redeemed, remaining = self._redeemed_quantity_field(), self._redemption_balance_field()
         targets = {action: ENTITLEMENT_TRANSITIONS[action][1] for action in CLOSING_ACTIONS}
         sources = set.intersection(*(set(ENTITLEMENT_TRANSITIONS[action][0]) for action in CLOSING_ACTIONS))
         self.flush_recordset([redeemed, remaining, "state"])
@@ -83,17 +79,3 @@ class G2PEntitlementBase(models.AbstractModel):
         self.invalidate_recordset(["state", "write_uid", "write_date"])
         self.modified(["state"])
         return dict(settled)
-
-
-class G2PEntitlement(models.Model):
-    _inherit = "g2p.entitlement"
-
-    def _remaining_field(self):
-        return "balance"
-
-
-class G2PEntitlementInkind(models.Model):
-    _inherit = "g2p.entitlement.inkind"
-
-    def _remaining_field(self):
-        return "quantity_balance"

@@ -39,6 +39,12 @@ class G2PEntitlement(models.Model):
     def _redemption_link_field(self):
         return "entitlement_id"
 
+    def _redemption_balance_field(self):
+        return "balance"
+
+    def _redemption_fields(self):
+        return [*super()._redemption_fields(), "currency_id", "initial_amount"]
+
     @api.model
     def _redemption_figure_field(self):
         """Field of spp.entitlement.transaction that holds the figure for this model."""

@@ -1,4 +1,5 @@
 from odoo import fields, models
+from odoo.tools import SQL
 
 
 class G2PEntitlementBase(models.AbstractModel):
@@ -34,3 +35,57 @@ class G2PEntitlementBase(models.AbstractModel):
     def _redemption_link_field(self):
         """Field of spp.entitlement.transaction that points at this model."""
         raise NotImplementedError
+
+    def _redemption_balance_field(self):
+        """Name of the stored field holding what is left to redeem (the entitlement's unit)."""
+        raise NotImplementedError
+
+    def _redemption_fields(self):
+        """The fields the redemption API reads of a locked entitlement: fetched in one
+        query of these columns, not of every column of the model."""
+        return [
+            "code",
+            "state",
+            "service_point_id",
+            "valid_from",
+            "valid_until",
+            "partner_id",
+            "program_id",
+            "cycle_id",
+            "company_id",
+            "area_id",
+            self._redeemed_quantity_field(),
+            self._redemption_balance_field(),
+        ]
+
+    def _record_redeemed(self, redeemed, balance, state=None):
+        """Store on this (locked) entitlement what a redemption or reversal decided, in one
+        UPDATE: the redeemed figure and the balance, both in the entitlement's unit (cash:
+        the program's currency; in-kind: its UoM), computed by the caller from the row read
+        under the lock, and the new state when it changes (``None``: unchanged). No
+        chatter, no tracking: the transaction row is the audit trail.
+
+        :return: None
+        """
+        self.ensure_one()
+        self.flush_recordset()
+        columns = [self._redeemed_quantity_field(), self._redemption_balance_field()]
+        values = [redeemed, balance]
+        if state is not None:
+            columns.append("state")
+            values.append(state)
+        assignments = SQL(", ").join(
+            SQL("%s = %s", SQL.identifier(c), v) for c, v in zip(columns, values, strict=True)
+        )
+        self.env.cr.execute(
+            SQL(
+                "UPDATE %s SET %s, write_uid = %s, write_date = now() at time zone 'UTC' WHERE id = %s",
+                SQL.identifier(self._table),
+                assignments,
+                self.env.uid,
+                self.id,
+            )
+        )
+        # Only these columns changed, and the balance was written with them: no stored
+        # field depends on them besides the balance (nothing to recompute).
+        self.invalidate_recordset([*columns, "write_uid", "write_date"])

@@ -40,6 +40,12 @@ class G2PEntitlementInkind(models.Model):
     def _redemption_link_field(self):
         return "inkind_entitlement_id"
 
+    def _redemption_balance_field(self):
+        return "quantity_balance"
+
+    def _redemption_fields(self):
+        return [*super()._redemption_fields(), "quantity", "uom_id", "product_id"]
+
     @api.model
     def _redemption_figure_field(self):
         return "quantity"

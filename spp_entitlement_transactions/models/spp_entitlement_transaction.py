@@ -29,7 +29,6 @@ import math
 import numbers
 from datetime import datetime
 
-from psycopg2 import errors as pg_errors
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
 from odoo import _, api, fields, models
@@ -527,7 +526,11 @@ class SppEntitlementTransaction(models.Model):
 
     @api.model
     def _record_redemption(self, entitlement, point, quantity, reference, payload, device_time):
-        """Insert the redemption and update the (locked) entitlement; return the answer."""
+        """Insert the redemption and update the (locked) entitlement; return the answer.
+
+        The hot path of the API, in two statements: the transaction row is inserted with
+        ``ON CONFLICT DO NOTHING`` on the reference's unique constraint (no savepoint
+        needed to survive a race) and the entitlement's figures in one UPDATE."""
         rounding = entitlement._redemption_rounding()
         field = entitlement._redeemed_quantity_field()
         total = entitlement._redemption_total()
@@ -541,16 +544,11 @@ class SppEntitlementTransaction(models.Model):
         balance = 0.0 if full else float_round(total - redeemed, precision_rounding=rounding)
         vals = self._prepare_transaction_vals(entitlement, point, "redemption", quantity, balance, state)
         vals.update(reference=reference, payload_hash=payload, device_time=device_time)
-        try:
+        transaction_id = self._insert_redemption(vals)
+        if not transaction_id:
             # The reference's unique constraint is the last word when two requests with
-            # the same reference but different entitlements race (the same entitlement
-            # is serialized by the row lock, so this can only be another payload).
-            with self.env.cr.savepoint():
-                transaction = self.sudo().create(vals)
-                transaction.flush_recordset()
-        except pg_errors.UniqueViolation as error:
-            if error.diag.constraint_name != REFERENCE_CONSTRAINT:
-                raise
+            # the same reference but different entitlements race (the same entitlement is
+            # serialized by the row lock, so this can only be another payload).
             raise refusal(
                 UserError,
                 "reference_reused",
@@ -560,11 +558,38 @@ class SppEntitlementTransaction(models.Model):
                     ref=reference,
                 ),
             )
-        # One UPDATE for the figure and, when nothing is left, the state.
-        entitlement.with_context(tracking_disable=True).write(
-            {field: redeemed, "state": state} if full else {field: redeemed}
+        entitlement._record_redeemed(redeemed, balance, state if full else None)
+        return self._answer_values(transaction_id, vals["code"], balance, state)
+
+    @api.model
+    def _insert_redemption(self, vals):
+        """Insert one redemption row from ``vals`` (field name: value, as for ``create``),
+        values converted to columns as the ORM converts them, with the ORM's log columns.
+
+        :return: the new id, or None when a row with the same (service point, reference)
+            exists or was just committed by a concurrent request (nothing inserted)."""
+        vals = {**vals, "date": vals.get("date") or fields.Datetime.now()}
+        columns, values = [], []
+        for name, value in vals.items():
+            columns.append(SQL.identifier(name))
+            values.append(SQL("%s", self._fields[name].convert_to_column(value, self, vals)))
+        for name in ("create_uid", "write_uid"):
+            columns.append(SQL.identifier(name))
+            values.append(SQL("%s", self.env.uid))
+        for name in ("create_date", "write_date"):
+            columns.append(SQL.identifier(name))
+            values.append(SQL("now() at time zone 'UTC'"))
+        self.env.cr.execute(
+            SQL(
+                "INSERT INTO %s (%s) VALUES (%s) ON CONFLICT ON CONSTRAINT %s DO NOTHING RETURNING id",
+                SQL.identifier(self._table),
+                SQL(", ").join(columns),
+                SQL(", ").join(values),
+                SQL.identifier(REFERENCE_CONSTRAINT),
+            )
         )
-        return transaction._answer()
+        row = self.env.cr.fetchone()
+        return row[0] if row else None
 
     # ------------------------------------------------------------------
     # Reversal
@@ -604,9 +629,7 @@ class SppEntitlementTransaction(models.Model):
         vals = self._prepare_transaction_vals(entitlement, point, "reversal", figure, balance, state)
         vals.update(reversed_transaction_id=redemption.id, reason=reason)
         transaction = self.sudo().create(vals)
-        entitlement.with_context(tracking_disable=True).write({field: redeemed})
-        if state != entitlement.state:
-            entitlement._set_state(state)
+        entitlement._record_redeemed(redeemed, balance, state if state != entitlement.state else None)
         return transaction._answer()
 
     # ------------------------------------------------------------------
@@ -641,11 +664,15 @@ class SppEntitlementTransaction(models.Model):
     def _answer(self):
         """The answer to the request that made this transaction (also to its replays)."""
         self.ensure_one()
+        return self._answer_values(self.id, self.code, self.balance_after, self.state_after)
+
+    @api.model
+    def _answer_values(self, transaction_id, code, balance, state):
         return {
-            "transaction_id": self.id,
-            "code": self.code or False,
-            "balance": self.balance_after,
-            "state": self.state_after or False,
+            "transaction_id": transaction_id,
+            "code": code or False,
+            "balance": balance,
+            "state": state or False,
         }
 
     def _replay(self, payload):
@@ -727,25 +754,42 @@ class SppEntitlementTransaction(models.Model):
 
     @api.model
     def _find_entitlement(self, code, lock=False):
-        """The entitlement (any model, sudo) whose ERN is ``code`` (display form), or None.
-        With ``lock``, its row is locked ``FOR UPDATE`` first and read fresh."""
-        for model in self._entitlement_models():
-            Model = self.env[model].sudo()
-            Model.flush_model(["code"])
-            table = SQL.identifier(Model._table)
-            if lock:
-                query = SQL("SELECT id FROM %s WHERE code = %s FOR UPDATE", table, code)
-            else:
-                query = SQL("SELECT id FROM %s WHERE code = %s", table, code)
-            # A concurrent redemption committed meanwhile makes FOR UPDATE fail to
-            # serialize; Odoo's RPC layer then replays the request: not worth an ERROR line.
-            self.env.cr.execute(query, log_exceptions=False)
-            row = self.env.cr.fetchone()
-            if row:
-                entitlement = Model.browse(row[0])
-                entitlement.invalidate_recordset()
-                return entitlement
-        return None
+        """The entitlement (any model, sudo) whose ERN is ``code`` (display form), or None:
+        one query over every entitlement table. With ``lock``, its row is locked ``FOR
+        UPDATE`` first and the fields the redemption needs are read fresh (one query)."""
+        models_ = self._entitlement_models()
+        for model in models_:
+            self.env[model].flush_model(["code"])
+        lock_sql = SQL(" FOR UPDATE") if lock else SQL()
+        # FOR UPDATE is not allowed beside UNION, but is inside WITH queries.
+        query = SQL(
+            "WITH %s %s",
+            SQL(", ").join(
+                SQL(
+                    "%s AS (SELECT id FROM %s WHERE code = %s%s)",
+                    SQL.identifier(f"m{index}"),
+                    SQL.identifier(self.env[model]._table),
+                    code,
+                    lock_sql,
+                )
+                for index, model in enumerate(models_)
+            ),
+            SQL(" UNION ALL ").join(
+                SQL("SELECT %s, id FROM %s", index, SQL.identifier(f"m{index}"))
+                for index in range(len(models_))
+            ),
+        )
+        # A concurrent redemption committed meanwhile makes FOR UPDATE fail to serialize
+        # (REPEATABLE READ); Odoo's RPC layer then replays the request: not worth an ERROR line.
+        self.env.cr.execute(query, log_exceptions=False)
+        row = self.env.cr.fetchone()
+        if not row:
+            return None
+        entitlement = self.env[models_[row[0]]].sudo().browse(row[1])
+        entitlement.invalidate_recordset()
+        if lock:
+            entitlement.fetch(entitlement._redemption_fields())
+        return entitlement
 
     @api.model
     def _lock(self, entitlement):

@@ -403,16 +403,40 @@ class SppEntitlementTransaction(models.Model):
         quantity = self._check_quantity(quantity)
         code = self._check_code(code)
         payload = self._payload_hash(code, quantity)
-        # Lock first, then look for the reference: a concurrent request with the same
-        # reference and code has committed by the time the lock is granted.
+        # Lock first: a concurrent request with the same reference and code has committed
+        # by the time the lock is granted. The reference is looked up only when the
+        # redemption cannot go ahead (one query less for the many new requests): a retry
+        # of a request that went through either fails a check (nothing left, less than
+        # asked) or meets the reference's unique constraint; it is then answered as the
+        # first time.
         entitlement = self._find_entitlement(code, lock=True)
+        try:
+            if not entitlement:
+                raise self._unknown_code(code)
+            checked = self._check_redeemable(entitlement, point, quantity)
+            answer = self._record_redemption(entitlement, point, checked, reference, payload, device_time)
+        except UserError:  # so are ValidationError and AccessError
+            done = self._find_by_reference(point, reference)
+            if not done:
+                raise
+            return done._replay(payload)
+        if answer is not None:
+            return answer
+        # The reference's unique constraint is the last word when two requests with the
+        # same reference but different entitlements race (the same entitlement is
+        # serialized by the row lock): the winner has committed by now.
         done = self._find_by_reference(point, reference)
         if done:
             return done._replay(payload)
-        if not entitlement:
-            raise self._unknown_code(code)
-        quantity = self._check_redeemable(entitlement, point, quantity)
-        return self._record_redemption(entitlement, point, quantity, reference, payload, device_time)
+        raise refusal(
+            UserError,
+            "reference_reused",
+            _(
+                "Reference %(ref)s is being used at the same time for another redemption: "
+                "a new redemption needs a new reference.",
+                ref=reference,
+            ),
+        )
 
     @api.model
     def _redeem_line(self, point, line):
@@ -526,7 +550,8 @@ class SppEntitlementTransaction(models.Model):
 
     @api.model
     def _record_redemption(self, entitlement, point, quantity, reference, payload, device_time):
-        """Insert the redemption and update the (locked) entitlement; return the answer.
+        """Insert the redemption and update the (locked) entitlement; return the answer,
+        or None when a redemption with ``reference`` exists at ``point`` (nothing written).
 
         The hot path of the API, in two statements: the transaction row is inserted with
         ``ON CONFLICT DO NOTHING`` on the reference's unique constraint (no savepoint
@@ -546,18 +571,7 @@ class SppEntitlementTransaction(models.Model):
         vals.update(reference=reference, payload_hash=payload, device_time=device_time)
         transaction_id = self._insert_redemption(vals)
         if not transaction_id:
-            # The reference's unique constraint is the last word when two requests with
-            # the same reference but different entitlements race (the same entitlement is
-            # serialized by the row lock, so this can only be another payload).
-            raise refusal(
-                UserError,
-                "reference_reused",
-                _(
-                    "Reference %(ref)s is being used at the same time for another redemption: "
-                    "a new redemption needs a new reference.",
-                    ref=reference,
-                ),
-            )
+            return None  # the reference is taken: the caller answers as the first time
         entitlement._record_redeemed(redeemed, balance, state if full else None)
         return self._answer_values(transaction_id, vals["code"], balance, state)
 

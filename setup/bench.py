@@ -305,6 +305,30 @@ def new_program(env, name, world):
 # ----------------------------------------------------------------------------------
 # In-process phases
 # ----------------------------------------------------------------------------------
+def bench_generation(cr, cycle, label, raw_sql, raw_params, table):
+    """Time ``raw_sql`` (a SQL INSERT of the rows ``cycle.prepare_entitlement()`` makes,
+    rolled back), then the generation itself (committed), and add the row ``label``
+    with the ratio of the two. :return: the number of entitlements generated."""
+    cr.execute("SAVEPOINT raw")
+    t0 = time.perf_counter()
+    cr.execute(raw_sql, raw_params)
+    raw_seconds = time.perf_counter() - t0
+    cr.execute("ROLLBACK TO SAVEPOINT raw")
+
+    created, seconds = timed(cycle.prepare_entitlement)
+    cr.commit()
+    ratio = seconds / raw_seconds if raw_seconds else 0
+    table.add(
+        label,
+        created,
+        seconds,
+        f"{ratio:.1f}x raw SQL INSERT ({raw_seconds:.2f} s)",
+        ">= 5,000/s and <= 3x raw SQL",
+        created / seconds >= 5000 and ratio <= 3,
+    )
+    return created
+
+
 def bench_cash(env, size, world, table):
     cr = env.cr
     program = new_program(env, f"Bench cash {size}", world)
@@ -336,9 +360,10 @@ def bench_cash(env, size, world, table):
     table.add("new cycle (copy beneficiaries)", enrolled, seconds)
 
     # Raw SQL INSERT of the same rows, measured in the same run, then rolled back.
-    cr.execute("SAVEPOINT raw")
-    t0 = time.perf_counter()
-    cr.execute(
+    bench_generation(
+        cr,
+        cycle,
+        "cash generation",
         """INSERT INTO g2p_entitlement (cycle_id, partner_id, initial_amount, amount_redeemed, balance,
                                         state, program_id, company_id, currency_id, valid_from, valid_until,
                                         service_point_id, area_id, create_uid, write_uid, create_date, write_date)
@@ -353,20 +378,7 @@ def bench_cash(env, size, world, table):
             cycle.end_date,
             cycle.id,
         ],
-    )
-    raw_seconds = time.perf_counter() - t0
-    cr.execute("ROLLBACK TO SAVEPOINT raw")
-
-    created, seconds = timed(cycle.prepare_entitlement)
-    cr.commit()
-    ratio = seconds / raw_seconds if raw_seconds else 0
-    table.add(
-        "cash generation",
-        created,
-        seconds,
-        f"{ratio:.1f}x raw SQL INSERT ({raw_seconds:.2f} s)",
-        ">= 5,000/s and <= 3x raw SQL",
-        created / seconds >= 5000 and ratio <= 3,
+        table,
     )
 
     cycle.to_approve()
@@ -486,9 +498,10 @@ def bench_inkind(registry, env_factory, env, size, world, table):
     cycle = env["g2p.cycle"].browse(program.create_new_cycle())
     cr.commit()
 
-    cr.execute("SAVEPOINT raw")
-    t0 = time.perf_counter()
-    cr.execute(
+    created = bench_generation(
+        cr,
+        cycle,
+        "in-kind generation",
         """INSERT INTO g2p_entitlement_inkind (cycle_id, partner_id, inkind_item_id, product_id, uom_id, quantity,
                                                quantity_redeemed, quantity_balance, unit_price, total_amount,
                                                state, program_id, company_id, valid_from, valid_until,
@@ -511,20 +524,7 @@ def bench_inkind(registry, env_factory, env, size, world, table):
             cycle.id,
             program.id,
         ],
-    )
-    raw_seconds = time.perf_counter() - t0
-    cr.execute("ROLLBACK TO SAVEPOINT raw")
-
-    created, seconds = timed(cycle.prepare_entitlement)
-    cr.commit()
-    ratio = seconds / raw_seconds if raw_seconds else 0
-    table.add(
-        "in-kind generation",
-        created,
-        seconds,
-        f"{ratio:.1f}x raw SQL INSERT ({raw_seconds:.2f} s)",
-        ">= 5,000/s and <= 3x raw SQL",
-        created / seconds >= 5000 and ratio <= 3,
+        table,
     )
 
     stock_in(env, world, cycle)

@@ -449,21 +449,12 @@ class PrivateCluster:
             "UTF8",
             "--no-locale",
         )
-        self.pg(
-            str(PG_BIN / "pg_ctl"),
-            "-D",
-            str(self.data),
-            "-o",
-            self.options,
-            "-l",
-            str(self.dir / "log"),
-            "-w",
-            "start",
-        )
+        self.pg_ctl("start")
         self.pg(str(PG_BIN / "createuser"), "-h", str(self.dir), "-p", str(self.port), "-s", "root")
         os.chmod(self.dir, 0o755)  # the socket is reached by root's processes
 
-    def restart(self, mode="fast"):
+    def pg_ctl(self, *args):
+        """``pg_ctl`` on this cluster (its data, options and log), waiting for it."""
         return self.pg(
             str(PG_BIN / "pg_ctl"),
             "-D",
@@ -472,11 +463,12 @@ class PrivateCluster:
             self.options,
             "-l",
             str(self.dir / "log"),
-            "-m",
-            mode,
             "-w",
-            "restart",
+            *args,
         )
+
+    def restart(self, mode="fast"):
+        return self.pg_ctl("-m", mode, "restart")
 
     def stop(self):
         self.pg(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop", check=False)

@@ -83,13 +83,14 @@ class G2PEntitlementBase(models.AbstractModel):
     # ------------------------------------------------------------------
     # Who and when
     # ------------------------------------------------------------------
-    code = fields.Char(
-        string="ERN", readonly=True, copy=False, index=True, help="Entitlement reference number."
-    )
+    # code and cycle_id: no index of their own, each model's unique constraints
+    # (code_uniq; cycle_id first in the cycle/partner one) index them; a duplicate index
+    # costs every insert, and every redemption's update, one more index entry.
+    code = fields.Char(string="ERN", readonly=True, copy=False, help="Entitlement reference number.")
     partner_id = fields.Many2one(
         "res.partner", string="Beneficiary", required=True, index=True, ondelete="restrict", readonly=True
     )
-    cycle_id = fields.Many2one("g2p.cycle", required=True, index=True, ondelete="restrict", readonly=True)
+    cycle_id = fields.Many2one("g2p.cycle", required=True, ondelete="restrict", readonly=True)
     program_id = fields.Many2one(related="cycle_id.program_id", store=True, index=True)
     company_id = fields.Many2one(related="cycle_id.company_id", store=True, index=True)
     valid_from = fields.Date(compute="_compute_validity", store=True, readonly=False, precompute=True)

@@ -45,6 +45,9 @@ class G2PEntitlement(models.Model):
     def _redemption_fields(self):
         return [*super()._redemption_fields(), "currency_id", "initial_amount"]
 
+    def _redemption_related_fields(self):
+        return [*super()._redemption_related_fields(), "currency_id.rounding"]
+
     @api.model
     def _redemption_figure_field(self):
         """Field of spp.entitlement.transaction that holds the figure for this model."""

@@ -41,8 +41,8 @@ class G2PEntitlementBase(models.AbstractModel):
         raise NotImplementedError
 
     def _redemption_fields(self):
-        """The fields the redemption API reads of a locked entitlement: fetched in one
-        query of these columns, not of every column of the model."""
+        """The fields the redemption API reads of a locked entitlement: read by the lock
+        query itself (one query of these columns, not of every column of the model)."""
         return [
             "code",
             "state",
@@ -58,6 +58,14 @@ class G2PEntitlementBase(models.AbstractModel):
             self._redemption_balance_field(),
         ]
 
+    def _redemption_related_fields(self):
+        """``many2one.field`` paths the redemption API reads besides the entitlement's own
+        fields (the rounding of its currency or UoM, ...): the lock query joins them, so
+        a redemption needs no query for them. Each path is a stored many2one of this
+        model among :meth:`_redemption_fields` and a stored, untranslated column of its
+        comodel."""
+        return []
+
     def _record_redeemed(self, redeemed, balance, state=None):
         """Store on this (locked) entitlement what a redemption or reversal decided, in one
         UPDATE: the redeemed figure and the balance, both in the entitlement's unit (cash:
@@ -67,6 +75,14 @@ class G2PEntitlementBase(models.AbstractModel):
 
         :return: None
         """
+        self.env.cr.execute(self._record_redeemed_query(redeemed, balance, state))
+        self._invalidate_redeemed(state)
+
+    def _record_redeemed_query(self, redeemed, balance, state=None):
+        """The UPDATE of :meth:`_record_redeemed` (SQL, ending with its WHERE clause, so
+        that a caller may add a condition), not run: the redemption API runs it in the
+        same statement as the insert of the transaction row. Call
+        :meth:`_invalidate_redeemed` once it ran."""
         self.ensure_one()
         self.flush_recordset()
         columns = [self._redeemed_quantity_field(), self._redemption_balance_field()]
@@ -77,15 +93,24 @@ class G2PEntitlementBase(models.AbstractModel):
         assignments = SQL(", ").join(
             SQL("%s = %s", SQL.identifier(c), v) for c, v in zip(columns, values, strict=True)
         )
-        self.env.cr.execute(
-            SQL(
-                "UPDATE %s SET %s, write_uid = %s, write_date = now() at time zone 'UTC' WHERE id = %s",
-                SQL.identifier(self._table),
-                assignments,
-                self.env.uid,
-                self.id,
-            )
+        return SQL(
+            "UPDATE %s SET %s, write_uid = %s, write_date = now() at time zone 'UTC' WHERE id = %s",
+            SQL.identifier(self._table),
+            assignments,
+            self.env.uid,
+            self.id,
         )
-        # Only these columns changed, and the balance was written with them: no stored
-        # field depends on them besides the balance (nothing to recompute).
-        self.invalidate_recordset([*columns, "write_uid", "write_date"])
+
+    def _invalidate_redeemed(self, state=None):
+        """Forget the cached figures (and state) after :meth:`_record_redeemed_query` ran.
+        Only these columns changed, and the balance was written with them: no stored
+        field depends on them besides the balance (nothing to recompute)."""
+        columns = [
+            self._redeemed_quantity_field(),
+            self._redemption_balance_field(),
+            "write_uid",
+            "write_date",
+        ]
+        if state is not None:
+            columns.append("state")
+        self.invalidate_recordset(columns)

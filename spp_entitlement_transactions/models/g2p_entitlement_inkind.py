@@ -46,6 +46,9 @@ class G2PEntitlementInkind(models.Model):
     def _redemption_fields(self):
         return [*super()._redemption_fields(), "quantity", "uom_id", "product_id"]
 
+    def _redemption_related_fields(self):
+        return [*super()._redemption_related_fields(), "uom_id.rounding", "program_id.currency_id"]
+
     @api.model
     def _redemption_figure_field(self):
         return "quantity"

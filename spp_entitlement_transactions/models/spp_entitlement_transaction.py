@@ -29,7 +29,7 @@ import math
 import numbers
 from datetime import datetime
 
-from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED, TRANSACTION_STATUS_IDLE
 
 from odoo import _, api, fields, models
 from odoo.addons.g2p_programs_ext import ern
@@ -91,9 +91,10 @@ class SppEntitlementTransaction(models.Model):
     # ------------------------------------------------------------------
     # What happened
     # ------------------------------------------------------------------
-    transaction_type = fields.Selection(
-        TRANSACTION_TYPES, string="Type", required=True, index=True, readonly=True
-    )
+    # No index on transaction_type (two values), reversed_transaction_id and
+    # service_point_id (the one_reversal and reference_uniq constraints index them):
+    # every redemption inserts one row, and every index one entry more.
+    transaction_type = fields.Selection(TRANSACTION_TYPES, string="Type", required=True, readonly=True)
     amount = fields.Monetary(
         currency_field="currency_id", readonly=True, help="Cash: the amount, in the program's currency."
     )
@@ -117,7 +118,6 @@ class SppEntitlementTransaction(models.Model):
     reversed_transaction_id = fields.Many2one(
         "spp.entitlement.transaction",
         string="Reverses",
-        index=True,
         ondelete="restrict",
         readonly=True,
         help="The redemption this reversal undoes.",
@@ -134,9 +134,7 @@ class SppEntitlementTransaction(models.Model):
     # ------------------------------------------------------------------
     # Where, who, when
     # ------------------------------------------------------------------
-    service_point_id = fields.Many2one(
-        "spp.service.point", required=True, index=True, ondelete="restrict", readonly=True
-    )
+    service_point_id = fields.Many2one("spp.service.point", required=True, ondelete="restrict", readonly=True)
     area_id = fields.Many2one(
         "spp.area",
         index=True,
@@ -471,9 +469,9 @@ class SppEntitlementTransaction(models.Model):
         self._check_state(entitlement)
         self._check_validity(entitlement)
         rounding = entitlement._redemption_rounding()
-        unit = entitlement._redemption_unit()
         rounded = float_round(quantity, precision_rounding=rounding)
         if float_is_zero(rounded, precision_rounding=rounding):
+            unit = entitlement._redemption_unit()
             raise refusal(
                 ValidationError,
                 "bad_quantity",
@@ -487,6 +485,7 @@ class SppEntitlementTransaction(models.Model):
             )
         balance = self._balance(entitlement)
         if float_compare(rounded, balance, precision_rounding=rounding) > 0:
+            unit = entitlement._redemption_unit()
             raise refusal(
                 UserError,
                 "over_balance",
@@ -569,37 +568,54 @@ class SppEntitlementTransaction(models.Model):
         balance = 0.0 if full else float_round(total - redeemed, precision_rounding=rounding)
         vals = self._prepare_transaction_vals(entitlement, point, "redemption", quantity, balance, state)
         vals.update(reference=reference, payload_hash=payload, device_time=device_time)
-        transaction_id = self._insert_redemption(vals)
+        new_state = state if full else None
+        transaction_id = self._insert_redemption(
+            vals, entitlement._record_redeemed_query(redeemed, balance, new_state)
+        )
         if not transaction_id:
             return None  # the reference is taken: the caller answers as the first time
-        entitlement._record_redeemed(redeemed, balance, state if full else None)
+        entitlement._invalidate_redeemed(new_state)
         return self._answer_values(transaction_id, vals["code"], balance, state)
 
     @api.model
-    def _insert_redemption(self, vals):
+    def _insert_redemption(self, vals, update):
         """Insert one redemption row from ``vals`` (field name: value, as for ``create``),
-        values converted to columns as the ORM converts them, with the ORM's log columns.
+        values converted to columns as the ORM converts them, with the ORM's log columns,
+        and run ``update`` (SQL: the entitlement's UPDATE, ending with its WHERE clause)
+        in the same statement, only if the row was inserted.
 
         :return: the new id, or None when a row with the same (service point, reference)
-            exists or was just committed by a concurrent request (nothing inserted)."""
+            exists or was just committed by a concurrent request (nothing inserted, nothing
+            updated)."""
         vals = {**vals, "date": vals.get("date") or fields.Datetime.now()}
         columns, values = [], []
         for name, value in vals.items():
+            field = self._fields[name]
+            if field.type == "monetary":
+                # already rounded to the currency's rounding by the caller; the ORM's
+                # conversion would build a new record to find the currency again
+                value = float(value)
+            else:
+                value = field.convert_to_column(value, self, vals)
             columns.append(SQL.identifier(name))
-            values.append(SQL("%s", self._fields[name].convert_to_column(value, self, vals)))
+            values.append(SQL("%s", value))
         for name in ("create_uid", "write_uid"):
             columns.append(SQL.identifier(name))
             values.append(SQL("%s", self.env.uid))
         for name in ("create_date", "write_date"):
             columns.append(SQL.identifier(name))
             values.append(SQL("now() at time zone 'UTC'"))
+        # One round trip: a data-modifying WITH; the UPDATE sees the inserted id (if any)
+        # through the CTE's RETURNING.
         self.env.cr.execute(
             SQL(
-                "INSERT INTO %s (%s) VALUES (%s) ON CONFLICT ON CONSTRAINT %s DO NOTHING RETURNING id",
+                "WITH t AS (INSERT INTO %s (%s) VALUES (%s) ON CONFLICT ON CONSTRAINT %s DO NOTHING RETURNING id), "
+                "u AS (%s AND EXISTS (SELECT 1 FROM t)) SELECT id FROM t",
                 SQL.identifier(self._table),
                 SQL(", ").join(columns),
                 SQL(", ").join(values),
                 SQL.identifier(REFERENCE_CONSTRAINT),
+                update,
             )
         )
         row = self.env.cr.fetchone()
@@ -764,32 +780,48 @@ class SppEntitlementTransaction(models.Model):
         client), it leaves the isolation as it is and the replay path applies."""
         cnx = getattr(self.env.cr, "_cnx", None)
         if cnx is not None and cnx.info.transaction_status == TRANSACTION_STATUS_IDLE:
-            self.env.cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            # psycopg2 then opens the transaction with BEGIN ISOLATION LEVEL READ
+            # COMMITTED (no statement of its own); the next cursor that borrows this
+            # connection sets REPEATABLE READ again (odoo.sql_db.Cursor.__init__).
+            cnx.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
 
     @api.model
     def _find_entitlement(self, code, lock=False):
         """The entitlement (any model, sudo) whose ERN is ``code`` (display form), or None:
-        one query over every entitlement table. With ``lock``, its row is locked ``FOR
-        UPDATE`` first and the fields the redemption needs are read fresh (one query)."""
+        one query over every entitlement table. With ``lock``, the same query locks its
+        row ``FOR UPDATE`` and reads, fresh, what the redemption needs: the entitlement's
+        ``_redemption_fields`` and its ``_redemption_related_fields`` (joined), put into
+        the cache as ``fetch`` would: the redemption then runs no other read query."""
         models_ = self._entitlement_models()
-        for model in models_:
-            self.env[model].flush_model(["code"])
-        lock_sql = SQL(" FOR UPDATE") if lock else SQL()
-        # FOR UPDATE is not allowed beside UNION, but is inside WITH queries.
+        arms = []
+        for index, model in enumerate(models_):
+            Model = self.env[model]
+            # What the query reads is written to the database first (as fetch does).
+            Model.flush_model(["code", *(Model._redemption_fields() if lock else ())])
+            select, joins = self._entitlement_columns(Model) if lock else (SQL("e.id"), SQL())
+            arms.append(
+                SQL(
+                    "%s AS (SELECT %s FROM %s e %s WHERE e.code = %s%s)",
+                    SQL.identifier(f"m{index}"),
+                    select,
+                    SQL.identifier(Model._table),
+                    joins,
+                    code,
+                    SQL(" FOR UPDATE OF e") if lock else SQL(),
+                )
+            )
+        # FOR UPDATE is not allowed beside UNION, but is inside WITH queries; the models'
+        # columns differ, so each row comes as one JSON object.
         query = SQL(
             "WITH %s %s",
-            SQL(", ").join(
-                SQL(
-                    "%s AS (SELECT id FROM %s WHERE code = %s%s)",
-                    SQL.identifier(f"m{index}"),
-                    SQL.identifier(self.env[model]._table),
-                    code,
-                    lock_sql,
-                )
-                for index, model in enumerate(models_)
-            ),
+            SQL(", ").join(arms),
             SQL(" UNION ALL ").join(
-                SQL("SELECT %s, id FROM %s", index, SQL.identifier(f"m{index}"))
+                SQL(
+                    "SELECT %s, to_jsonb(%s) FROM %s",
+                    index,
+                    SQL.identifier(f"m{index}"),
+                    SQL.identifier(f"m{index}"),
+                )
                 for index in range(len(models_))
             ),
         )
@@ -799,11 +831,55 @@ class SppEntitlementTransaction(models.Model):
         row = self.env.cr.fetchone()
         if not row:
             return None
-        entitlement = self.env[models_[row[0]]].sudo().browse(row[1])
+        index, values = row
+        entitlement = self.env[models_[index]].sudo().browse(values["id"])
         entitlement.invalidate_recordset()
         if lock:
-            entitlement.fetch(entitlement._redemption_fields())
+            self._cache_entitlement(entitlement, values)
         return entitlement
+
+    @api.model
+    def _entitlement_columns(self, Model):
+        """(select list, joins) reading ``Model``'s redemption fields (table alias ``e``)
+        and its related ones (alias ``r<n>``, column alias ``<many2one>__<field>``)."""
+        columns = [SQL("e.id")]
+        columns += [SQL("e.%s", SQL.identifier(name)) for name in Model._redemption_fields()]
+        joins = []
+        for number, path in enumerate(Model._redemption_related_fields()):
+            link, name = path.split(".")
+            comodel = self.env[Model._fields[link].comodel_name]
+            comodel.flush_model([name])
+            alias = SQL.identifier(f"r{number}")
+            joins.append(
+                SQL(
+                    "LEFT JOIN %s %s ON %s.id = e.%s",
+                    SQL.identifier(comodel._table),
+                    alias,
+                    alias,
+                    SQL.identifier(link),
+                )
+            )
+            columns.append(SQL("%s.%s AS %s", alias, SQL.identifier(name), SQL.identifier(f"{link}__{name}")))
+        return SQL(", ").join(columns), SQL(" ").join(joins)
+
+    @api.model
+    def _cache_entitlement(self, entitlement, values):
+        """Put what :meth:`_entitlement_columns` read (``values``: the row as a JSON
+        object) into the cache of ``entitlement`` and of its related records, converted
+        as the ORM converts what it reads (dates come as ISO strings in JSON)."""
+        cache = self.env.cache
+        for name in entitlement._redemption_fields():
+            field = entitlement._fields[name]
+            cache.update(
+                entitlement, field, [field.convert_to_cache(values[name], entitlement, validate=False)]
+            )
+        for path in entitlement._redemption_related_fields():
+            link, name = path.split(".")
+            related = entitlement[link]
+            if related:
+                field = related._fields[name]
+                value = values[f"{link}__{name}"]
+                cache.update(related, field, [field.convert_to_cache(value, related, validate=False)])
 
     @api.model
     def _lock(self, entitlement):
@@ -877,13 +953,15 @@ class SppEntitlementTransaction(models.Model):
     @api.model
     def _is_agent_of(self, point_id):
         """True when the user is an agent of the active service point ``point_id`` (SQL:
-        this is on every request's path)."""
+        this is on every request's path). The same query reads the point's company and
+        area, which a redemption copies when its entitlement has none: into the cache."""
         Point = self.env["spp.service.point"]
-        Point.flush_model(["user_ids", "active"])
+        Point.flush_model(["user_ids", "active", "company_id", "area_id"])
         field = Point._fields["user_ids"]
         self.env.cr.execute(
             SQL(
-                "SELECT 1 FROM %s rel JOIN spp_service_point p ON p.id = rel.%s WHERE rel.%s = %s AND rel.%s = %s AND p.active",
+                "SELECT p.company_id, p.area_id FROM %s rel JOIN spp_service_point p ON p.id = rel.%s "
+                "WHERE rel.%s = %s AND rel.%s = %s AND p.active",
                 SQL.identifier(field.relation),
                 SQL.identifier(field.column1),
                 SQL.identifier(field.column1),
@@ -892,7 +970,12 @@ class SppEntitlementTransaction(models.Model):
                 self.env.uid,
             )
         )
-        return bool(self.env.cr.fetchone())
+        row = self.env.cr.fetchone()
+        if row:
+            point = Point.browse(point_id)
+            for name, value in zip(("company_id", "area_id"), row, strict=True):
+                self.env.cache.update(point, Point._fields[name], [value])
+        return bool(row)
 
     @api.model
     def _check_service_point(self, service_point_id, back_office=False):

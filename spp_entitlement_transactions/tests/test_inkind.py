@@ -31,6 +31,38 @@ class TestInkindRedemption(InkindRedemptionCase):
             },
         )
 
+    def test_redemption_runs_three_queries(self):
+        """The hot path: the agent check, one query that locks and reads the entitlement
+        with its unit's rounding, one that inserts the transaction and updates the
+        entitlement. Nothing else is read (no ORM fetch of the entitlement, its currency,
+        UoM or program)."""
+        agent = self.api(self.agent_a)
+        agent.redeem(self.ent_a1.code, 1, self.point_a.id, "Q-0")  # caches groups, access rights
+        cash_code, inkind_code, point_id = self.ent_a1.code, self.ink_a1.code, self.point_a.id
+        self.env.invalidate_all()  # as a new request: nothing of the records in the cache
+        with self.assertQueryCount(3):
+            cash = agent.redeem(cash_code, 9.5, point_id, "Q-1")
+        self.env.invalidate_all()
+        with self.assertQueryCount(3):
+            inkind = agent.redeem(inkind_code, 10, point_id, "Q-2")
+        self.assertEqual((cash["balance"], cash["state"]), (89.5, "approved"))
+        self.assertEqual((inkind["balance"], inkind["state"]), (0.0, "redeemed"))
+        self.env.invalidate_all()
+        self.assertEqual((self.ent_a1.amount_redeemed, self.ent_a1.balance), (10.5, 89.5))
+        self.assertEqual((self.ink_a1.quantity_redeemed, self.ink_a1.state), (10.0, "redeemed"))
+        self.assertRecordValues(
+            self.Transaction.sudo().browse(inkind["transaction_id"]),
+            [
+                {
+                    "quantity": 10.0,
+                    "uom_id": self.kg.id,
+                    "product_id": self.rice.id,
+                    "currency_id": self.inkind_program.currency_id.id,
+                    "balance_after": 0.0,
+                }
+            ],
+        )
+
     def test_redeem_records_the_quantity_and_leaves_stock_alone(self):
         stock = self.stock_snapshot()
         agent = self.api(self.agent_a)

@@ -40,8 +40,12 @@ def free_port():
 
 
 class OdooServer:
-    def __init__(self, db, workers=2, log_path=None, port=None, extra_args=()):
+    def __init__(self, db, workers=2, log_path=None, port=None, extra_args=(), db_filter=True):
         self.db = db
+        # --db-filter: Odoo then lists the databases (a new connection to PostgreSQL's
+        # "postgres" database) on every call without a session, such as XML-RPC; with
+        # --database alone it takes that name as the list (see README, Scaling out).
+        self.db_filter = db_filter
         self.workers = workers
         self.extra_args = list(extra_args)
         self.port = port or free_port()
@@ -54,8 +58,7 @@ class OdooServer:
             *odoo_bin(),
             "-d",
             self.db,
-            "--db-filter",
-            f"^{self.db}$",
+            *(["--db-filter", f"^{self.db}$"] if self.db_filter else []),
             "--http-interface",
             "127.0.0.1",
             "--http-port",

@@ -37,14 +37,19 @@ class TestInkindRedemption(InkindRedemptionCase):
         entitlement. Nothing else is read (no ORM fetch of the entitlement, its currency,
         UoM or program)."""
         agent = self.api(self.agent_a)
-        agent.redeem(self.ent_a1.code, 1, self.point_a.id, "Q-0")  # caches groups, access rights
+        # Warm the registry's caches (groups, access rights, decimal precisions) on both
+        # paths, as the first requests after a server start do (emptied first: whatever
+        # ran before this test has no say).
+        self.env.registry.clear_all_caches()
+        agent.redeem(self.ent_a1.code, 1, self.point_a.id, "Q-0")
+        agent.redeem(self.ink_a1.code, 1, self.point_a.id, "Q-00")
         cash_code, inkind_code, point_id = self.ent_a1.code, self.ink_a1.code, self.point_a.id
         self.env.invalidate_all()  # as a new request: nothing of the records in the cache
         with self.assertQueryCount(3):
             cash = agent.redeem(cash_code, 9.5, point_id, "Q-1")
         self.env.invalidate_all()
         with self.assertQueryCount(3):
-            inkind = agent.redeem(inkind_code, 10, point_id, "Q-2")
+            inkind = agent.redeem(inkind_code, 9, point_id, "Q-2")
         self.assertEqual((cash["balance"], cash["state"]), (89.5, "approved"))
         self.assertEqual((inkind["balance"], inkind["state"]), (0.0, "redeemed"))
         self.env.invalidate_all()
@@ -54,7 +59,7 @@ class TestInkindRedemption(InkindRedemptionCase):
             self.Transaction.sudo().browse(inkind["transaction_id"]),
             [
                 {
-                    "quantity": 10.0,
+                    "quantity": 9.0,
                     "uom_id": self.kg.id,
                     "product_id": self.rice.id,
                     "currency_id": self.inkind_program.currency_id.id,

@@ -15,6 +15,7 @@ each figure with a ratio measured in the same run:
   some in full, some in part, some twice at once from two devices (one of the two must
   be refused); rate and p95 against a trivial ``search_read`` by id measured with the
   same clients on the same server; then SQL checks that nothing went over a balance;
+  the same once more, for comparison, against a server without ``--db-filter``;
   posting the in-kind deliveries to stock;
 - ``closing``: the cycles' end dates pass and the scheduled action closes them through
   the server's cron worker, in committed batches (timed until the cycle is ended);

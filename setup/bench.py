@@ -714,8 +714,9 @@ def over_balance_count(env, cycle_ids):
 
 
 def bench_redemption(
-    server, registry, env_factory, size, world, cycle_ids, workers, count, taken, table, informative=False
+    server, registry, env_factory, size, world, cycle_ids, count, taken, table, informative=False
 ):
+    workers = server.workers
     devices = Devices(server.url, server.db, world["devices"])
     # warm up: each device once on each worker (a key is checked once per worker, then cached)
     warm = [(i % CLIENTS, world["devices"][i % CLIENTS]["point"]) for i in range(CLIENTS * workers * 2)]
@@ -873,6 +874,21 @@ def bench_server(db, registry, env_factory, size, world, cycles, args, table, me
     cycle_ids = [c[1] for c in cycles]
     inkind = [c[1] for c in cycles if c[2] == "g2p_entitlement_inkind"]
     out = Path(args.out).parent
+
+    def redeem(server, informative=False):
+        bench_redemption(
+            server,
+            registry,
+            env_factory,
+            size,
+            world,
+            cycle_ids,
+            args.redemptions,
+            taken,
+            table,
+            informative=informative,
+        )
+
     if "redemption" in args.phases:
         # For comparison: the same calls against a server started with --database only
         # (no --db-filter), where Odoo does not list the databases on every call.
@@ -882,19 +898,7 @@ def bench_server(db, registry, env_factory, size, world, cycles, args, table, me
         )
         server.start(timeout=180)
         try:
-            bench_redemption(
-                server,
-                registry,
-                env_factory,
-                size,
-                world,
-                cycle_ids,
-                workers,
-                args.redemptions,
-                taken,
-                table,
-                informative=True,
-            )
+            redeem(server, informative=True)
         finally:
             server.stop()
     for n, workers in enumerate(worker_counts):
@@ -905,18 +909,7 @@ def bench_server(db, registry, env_factory, size, world, cycles, args, table, me
         sampler.start()
         try:
             if "redemption" in args.phases:
-                bench_redemption(
-                    server,
-                    registry,
-                    env_factory,
-                    size,
-                    world,
-                    cycle_ids,
-                    workers,
-                    args.redemptions,
-                    taken,
-                    table,
-                )
+                redeem(server)
                 if last and inkind:
                     bench_posting(server, registry, env_factory, inkind[0], table)
             if last and "closing" in args.phases:

@@ -85,11 +85,8 @@ class G2PEntitlementBase(models.AbstractModel):
         :meth:`_invalidate_redeemed` once it ran."""
         self.ensure_one()
         self.flush_recordset()
-        columns = [self._redeemed_quantity_field(), self._redemption_balance_field()]
-        values = [redeemed, balance]
-        if state is not None:
-            columns.append("state")
-            values.append(state)
+        columns = self._redeemed_columns(state)
+        values = [redeemed, balance] if state is None else [redeemed, balance, state]
         assignments = SQL(", ").join(
             SQL("%s = %s", SQL.identifier(c), v) for c, v in zip(columns, values, strict=True)
         )
@@ -105,12 +102,10 @@ class G2PEntitlementBase(models.AbstractModel):
         """Forget the cached figures (and state) after :meth:`_record_redeemed_query` ran.
         Only these columns changed, and the balance was written with them: no stored
         field depends on them besides the balance (nothing to recompute)."""
-        columns = [
-            self._redeemed_quantity_field(),
-            self._redemption_balance_field(),
-            "write_uid",
-            "write_date",
-        ]
-        if state is not None:
-            columns.append("state")
-        self.invalidate_recordset(columns)
+        self.invalidate_recordset([*self._redeemed_columns(state), "write_uid", "write_date"])
+
+    def _redeemed_columns(self, state=None):
+        """The columns :meth:`_record_redeemed_query` sets: the redeemed figure, the
+        balance, and the state unless ``state`` is None."""
+        columns = [self._redeemed_quantity_field(), self._redemption_balance_field()]
+        return columns if state is None else [*columns, "state"]

@@ -6,6 +6,13 @@ from .common import InkindCommon
 
 PROGRAM = "Tour food basket"
 
+# Each tour starts at its own url (as its ``url`` in the tour file): started from
+# ``/web``, the tour would change only the url's fragment, and the web client, still
+# opening the default app, could end on that app instead of the tour's action.
+PROGRAMS = "/web#action=g2p_programs_ext.g2p_program_action"
+CYCLES = "/web#action=g2p_programs_ext.g2p_cycle_action"
+ENTITLEMENTS = "/web#action=spp_entitlement_in_kind.g2p_entitlement_inkind_action"
+
 
 @tagged("post_install", "-at_install")
 class TestDistributionTour(HttpCase, InkindCommon):
@@ -23,7 +30,7 @@ class TestDistributionTour(HttpCase, InkindCommon):
 
     def test_distribution_flow(self):
         Program = self.env["g2p.program"]
-        self.start_tour("/web", "g2p_tour_manager_creates_program", login=self.manager.login)
+        self.start_tour(PROGRAMS, "g2p_tour_manager_creates_program", login=self.manager.login)
         program = Program.search([("name", "=", PROGRAM)])
         self.assertEqual(len(program), 1, "the manager created the program with the wizard")
         self.assertEqual(program.eligibility_expression, "me.household_size >= 2")
@@ -37,7 +44,7 @@ class TestDistributionTour(HttpCase, InkindCommon):
             [(i.product_id, i.quantity, i.uom_id) for i in manager.item_ids], [(self.rice, 5.0, self.kg)]
         )
 
-        self.start_tour("/web", "g2p_tour_officer_prepares_cycle", login=self.officer.login)
+        self.start_tour(PROGRAMS, "g2p_tour_officer_prepares_cycle", login=self.officer.login)
         self.assertEqual(
             set(program.program_membership_ids.filtered(lambda m: m.state == "enrolled").partner_id.ids),
             set((self.h1 | self.h3 | self.h4).ids),
@@ -49,10 +56,10 @@ class TestDistributionTour(HttpCase, InkindCommon):
         self.assertEqual(len(entitlements), 3)
         self.assertEqual(set(entitlements.mapped("state")), {"pending_validation"})
 
-        self.start_tour("/web", "g2p_tour_approver_approves_cycle", login=self.approver.login)
+        self.start_tour(CYCLES, "g2p_tour_approver_approves_cycle", login=self.approver.login)
         self.assertEqual(cycle.state, "approved")
 
-        self.start_tour("/web", "g2p_tour_validator_approves_and_rejects", login=self.validator.login)
+        self.start_tour(ENTITLEMENTS, "g2p_tour_validator_approves_and_rejects", login=self.validator.login)
         entitlements.invalidate_recordset()
         rejected = entitlements.filtered(lambda e: e.state == "rejected")
         self.assertEqual(rejected.partner_id, self.h1)
@@ -64,5 +71,5 @@ class TestDistributionTour(HttpCase, InkindCommon):
         self.assertEqual(set(approved.mapped("approved_by_id")), {self.validator})
 
         # The tour itself checks that the report answered with the two vouchers.
-        self.start_tour("/web", "g2p_tour_officer_prints_vouchers", login=self.officer.login)
+        self.start_tour(ENTITLEMENTS, "g2p_tour_officer_prints_vouchers", login=self.officer.login)
         self.assertEqual(set(approved.mapped("state")), {"approved"}, "printing changes nothing")

@@ -10,6 +10,11 @@ import { registry } from "@web/core/registry";
 
 const PROGRAM = "Tour food basket";
 
+/** The first step of each tour waits for the web client to open the tour's action (the
+ * test starts each tour at its url): on a machine busy with other work, e.g. load tests,
+ * that can take longer than a step's default 10 s. */
+const PAGE_LOAD = 60000;
+
 /** Set an input's value as a user would, then commit it (input + change events). */
 function fill(trigger, value, content) {
     return {
@@ -43,6 +48,7 @@ registry.category("web_tour.tours").add("g2p_tour_manager_creates_program", {
         {
             content: "Open the Programs menu",
             trigger: '.o_main_navbar [data-menu-xmlid="g2p_programs_ext.g2p_programs_menu"]',
+            timeout: PAGE_LOAD,
         },
         {
             content: "Create program",
@@ -90,7 +96,11 @@ registry.category("web_tour.tours").add("g2p_tour_officer_prepares_cycle", {
     test: true,
     url: "/web#action=g2p_programs_ext.g2p_program_action",
     steps: () => [
-        { content: "Open the program", trigger: `.o_data_row td:contains("${PROGRAM}")` },
+        {
+            content: "Open the program",
+            trigger: `.o_data_row td:contains("${PROGRAM}")`,
+            timeout: PAGE_LOAD,
+        },
         { content: "Enroll", trigger: ".o_form_view button[name=enroll_eligible_registrants]" },
         check(
             ".o_form_view button[name=action_open_beneficiaries] .o_stat_value:contains(3)",
@@ -112,7 +122,11 @@ registry.category("web_tour.tours").add("g2p_tour_approver_approves_cycle", {
     test: true,
     url: "/web#action=g2p_programs_ext.g2p_cycle_action",
     steps: () => [
-        { content: "Open the cycle", trigger: `.o_data_row td:contains("${PROGRAM}")` },
+        {
+            content: "Open the cycle",
+            trigger: `.o_data_row td:contains("${PROGRAM}")`,
+            timeout: PAGE_LOAD,
+        },
         { content: "Approve the cycle", trigger: ".o_form_view button[name=approve]" },
         stateIs("Approved"),
     ],
@@ -122,7 +136,7 @@ registry.category("web_tour.tours").add("g2p_tour_validator_approves_and_rejects
     test: true,
     url: "/web#action=spp_entitlement_in_kind.g2p_entitlement_inkind_action",
     steps: () => [
-        check('.o_data_row:contains("Pending validation")', "Entitlements to validate"),
+        { ...check('.o_data_row:contains("Pending validation")', "Entitlements to validate"), timeout: PAGE_LOAD },
         { content: "Select them all", trigger: "thead .o_list_record_selector input" },
         { content: "Action", trigger: ".o_cp_action_menus .dropdown-toggle:has(.fa-cog)" },
         { content: "Approve", trigger: '.o-dropdown--menu .dropdown-item:contains("Approve")' },
@@ -154,6 +168,7 @@ registry.category("web_tour.tours").add("g2p_tour_officer_prints_vouchers", {
         {
             content: "Catch the report download (a headless browser keeps no file)",
             trigger: '.o_data_row:contains("Approved")',
+            timeout: PAGE_LOAD,
             run() {
                 const { download } = odoo.loader.modules.get("@web/core/network/download");
                 download._download = async (options) => {

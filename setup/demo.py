@@ -630,8 +630,9 @@ def print_report(report, steps, logins):
     print()
     print("Redemptions:", report["redemption"])
     print()
+    width = max((len(name) for name, _seconds in steps.times), default=0)
     for name, seconds in steps.times:
-        print(f"  {name:55} {seconds:8.1f} s")
+        print(f"  {name:{width}} {seconds:8.1f} s")
     print("=" * 100)
     print("Logins (password for all: %s):" % PASSWORD)
     for role, login in logins.items():

@@ -6,9 +6,9 @@ from .common import InkindCommon
 
 PROGRAM = "Tour food basket"
 
-# Each tour starts at its own url (as its ``url`` in the tour file): started from
-# ``/web``, the tour would change only the url's fragment, and the web client, still
-# opening the default app, could end on that app instead of the tour's action.
+# Where each tour starts (the tours name no ``url``: this is the one place). Started from
+# ``/web`` with a ``url`` of its own, a tour changes only the url's fragment, and the web
+# client, still opening the default app, could end on that app instead of the action.
 PROGRAMS = "/web#action=g2p_programs_ext.g2p_program_action"
 CYCLES = "/web#action=g2p_programs_ext.g2p_cycle_action"
 ENTITLEMENTS = "/web#action=spp_entitlement_in_kind.g2p_entitlement_inkind_action"

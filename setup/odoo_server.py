@@ -40,7 +40,17 @@ def free_port():
 
 
 class OdooServer:
-    def __init__(self, db, workers=2, log_path=None, port=None, extra_args=(), db_filter=True):
+    def __init__(
+        self, db, workers=2, log_path=None, port=None, extra_args=(), db_filter=True, expect_errors=False
+    ):
+        """A server for ``db`` (not started yet).
+
+        Under the test command (``G2P_SERVER_LOG_DIR`` set by setup/run_tests.py) the log
+        goes to that folder whatever ``log_path`` says, and the test command fails on any
+        ``ERROR``/``CRITICAL`` line in it, except for servers started with
+        ``expect_errors=True`` (fault tests that kill workers or PostgreSQL on purpose:
+        their log ends in ``.faults.log`` and the test asserts the outcome itself).
+        """
         self.db = db
         # --db-filter: Odoo then lists the databases (a new connection to PostgreSQL's
         # "postgres" database) on every call without a session, such as XML-RPC; with
@@ -50,7 +60,11 @@ class OdooServer:
         self.extra_args = list(extra_args)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path or REPO / "var" / "test-logs" / f"{db}.server-{self.port}.log"
+        suffix = ".faults.log" if expect_errors else ".log"
+        if os.environ.get("G2P_SERVER_LOG_DIR"):
+            self.log_path = Path(os.environ["G2P_SERVER_LOG_DIR"]) / f"{db}.server-{self.port}{suffix}"
+        else:
+            self.log_path = log_path or REPO / "var" / "test-logs" / f"{db}.server-{self.port}{suffix}"
         self.proc = None
 
     def command(self):

@@ -121,9 +121,33 @@ def run_odoo_tests(db, test_tags, log_path):
     return max(total - failed, 0), failed, problems
 
 
+def scan_server_logs(log_dir):
+    """Problems found in the logs of the Odoo servers the tests started (``log_dir``):
+    one per log with an ``ERROR``/``CRITICAL`` line. Logs of servers started with
+    ``expect_errors=True`` (``*.faults.log``: fault tests) are not scanned."""
+    problems = []
+    for path in sorted(log_dir.glob("*.log")):
+        if path.name.endswith(".faults.log"):
+            continue
+        with open(path, errors="replace") as fh:
+            bad = [line.rstrip() for line in fh if BAD_LINE_RE.match(line)]
+        if bad:
+            problems.append(
+                f"{len(bad)} ERROR/CRITICAL line(s) in the server log {path}, first: {bad[0][:300]}"
+            )
+    return problems
+
+
 def run_pytest(db, extra, junit_path):
-    """Run the top-level tests/ against the database. Returns (passed, failed, problems)."""
-    env = dict(os.environ, G2P_TEST_DB=db, G2P_ODOO_CONF=str(REPO / "odoo.conf"))
+    """Run the top-level tests/ against the database. Returns (passed, failed, problems).
+
+    Every Odoo server the tests start logs into ``var/test-logs/<db>-servers/``
+    (``G2P_SERVER_LOG_DIR``); an ``ERROR``/``CRITICAL`` line there fails the run."""
+    server_logs = LOG_DIR / f"{db}-servers"
+    server_logs.mkdir(parents=True, exist_ok=True)
+    env = dict(
+        os.environ, G2P_TEST_DB=db, G2P_ODOO_CONF=str(REPO / "odoo.conf"), G2P_SERVER_LOG_DIR=str(server_logs)
+    )
     cmd = [
         str(REPO / ".venv" / "bin" / "python"),
         "-m",
@@ -154,6 +178,7 @@ def run_pytest(db, extra, junit_path):
         problems.append("pytest collected no test in tests/")
     elif rc != 0:
         problems.append(f"pytest exited with {rc}")
+    problems += scan_server_logs(server_logs)
     return passed, failed, problems
 
 

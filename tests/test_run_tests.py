@@ -43,3 +43,14 @@ def test_no_result_line_means_nothing_ran():
 def test_zero_tests_is_a_failure():
     line = OK.replace("of 6 tests", "of 0 tests")
     assert run_tests.scan_log([line])[2] == ["no Odoo test ran"]
+
+
+def test_an_error_in_a_server_log_fails_but_not_in_a_fault_test_log(tmp_path):
+    err = "2026-12-07 18:50:59,280 18094 ERROR db odoo.sql_db: bad query: SELECT 1"
+    (tmp_path / "db.server-1.log").write_text(INFO + "\n")
+    assert run_tests.scan_server_logs(tmp_path) == []
+    (tmp_path / "db.server-2.faults.log").write_text(err + "\n")
+    assert run_tests.scan_server_logs(tmp_path) == [], "fault tests' servers are not scanned"
+    (tmp_path / "db.server-3.log").write_text(INFO + "\n" + err + "\n")
+    problems = run_tests.scan_server_logs(tmp_path)
+    assert len(problems) == 1 and "db.server-3.log" in problems[0] and "bad query" in problems[0]

@@ -5,6 +5,7 @@ from dateutil.relativedelta import relativedelta
 from odoo import _, api, fields, models
 from odoo.addons.queue_job.delay import chain, group
 from odoo.exceptions import AccessError, UserError
+from odoo.tools import SQL
 
 _logger = logging.getLogger(__name__)
 
@@ -445,8 +446,11 @@ class G2PCycle(models.Model):
                 )
             )
         # Serialize concurrent calls on the cycle row: the second one waits, then fails
-        # to serialize and is retried by Odoo, seeing what the first one created.
-        self.env.cr.execute("SELECT id FROM g2p_cycle WHERE id = %s FOR UPDATE", [self.id])
+        # to serialize and is retried by Odoo, seeing what the first one created (an
+        # expected outcome, hence not logged as a bad query).
+        self.env.cr.execute(
+            SQL("SELECT id FROM g2p_cycle WHERE id = %s FOR UPDATE", self.id), log_exceptions=False
+        )
         partner_ids = self._member_ids()
         if len(partner_ids) > self.program_id._async_threshold():
             self._lock(_("preparing entitlements"))

@@ -26,6 +26,7 @@ import csv
 import json
 import math
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -541,7 +542,29 @@ def redeem_all(url, db, agents, points, seed):
     }
 
 
-def build_report(admin, cycle_id, warehouses, wh_stock, products, initial_on_hand, received):
+def stock_reserved(admin, warehouses, wh_stock, products):
+    """{(warehouse id, product code): quantity reserved in the warehouse's stock} (on hand − free)."""
+    reserved = {}
+    for wh in warehouses:
+        for code, product in products.items():
+            row = admin.call(
+                "product.product",
+                "read",
+                [product["id"]],
+                ["qty_available", "free_qty"],
+                context={"location": wh_stock[wh["id"]]},
+            )[0]
+            reserved[(wh["id"], code)] = round(row["qty_available"] - row["free_qty"], 4)
+    return reserved
+
+
+def build_report(
+    admin, cycle_id, warehouses, wh_stock, products, initial_on_hand, received, reserved_at_approval
+):
+    """The report's figures, all read back from the database: entitlements per state and,
+    per warehouse and product, approved and handed out (entitlements), delivered from stock
+    (on hand before − after), reserved at approval and still reserved (stock), and released
+    (reserved at approval − delivered − still reserved: what the closing gave back to stock)."""
     report = {
         "cycle": admin.call("g2p.cycle", "read", [cycle_id], ["name", "state", "start_date", "end_date"])[0]
     }
@@ -586,9 +609,15 @@ def build_report(admin, cycle_id, warehouses, wh_stock, products, initial_on_han
             )[0]["virtual_available"]
             start = initial_on_hand.get((wh["id"], code), 0.0) + received.get((wh["id"], code), 0.0)
             delivered = round(start - on_hand, 4)
-            released = round(approved - handed_out, 4)
             left_reserved = round(on_hand - forecast, 4)
-            ok = abs(delivered - handed_out) < 0.005 and left_reserved < 0.005
+            reserved = reserved_at_approval.get((wh["id"], code), 0.0)
+            released = round(reserved - delivered - left_reserved, 4)
+            ok = (
+                abs(delivered - handed_out) < 0.005
+                and left_reserved < 0.005
+                and abs(reserved - approved) < 0.005
+                and abs(released - (approved - handed_out)) < 0.005
+            )
             discrepancies += 0 if ok else 1
             rows.append(
                 {
@@ -597,6 +626,7 @@ def build_report(admin, cycle_id, warehouses, wh_stock, products, initial_on_han
                     "approved": round(approved, 2),
                     "handed_out": round(handed_out, 2),
                     "delivered_from_stock": delivered,
+                    "reserved_at_approval": reserved,
                     "released": released,
                     "still_reserved": left_reserved,
                     "on_hand": round(on_hand, 2),
@@ -639,6 +669,10 @@ def print_report(report, steps, logins):
         print(f"  {role:28} {login}")
 
 
+def _terminate(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--households", type=int, default=2000)
@@ -649,6 +683,9 @@ def main():
     ap.add_argument("--no-serve", action="store_true", help="exit after the job instead of serving")
     ap.add_argument("--report", help="write the report as JSON to this file")
     args = ap.parse_args()
+    # SIGTERM (kill, a service manager) unwinds like Ctrl+C: the server and its workers
+    # (their own process group) are stopped on the way out, never left running.
+    signal.signal(signal.SIGTERM, _terminate)
     if not 1 <= args.households <= 100_000:
         raise SystemExit("[demo] --households takes 1 to 100,000")
     steps = Steps()
@@ -659,14 +696,16 @@ def main():
         if args.no_serve:
             return 0
         server = OdooServer(args.db, workers=2, port=args.port, log_path=REPO / "var" / f"demo-{args.db}.log")
-        server.start(timeout=180)
-        say(
-            f"The back office is on {server.url}: admin / admin; demo_officer, demo_validator, "
-            f"demo_approver, demo_manager, agent_sp01... / {PASSWORD} (Ctrl+C to stop)."
-        )
         try:
+            server.start(timeout=180)
+            say(
+                f"The back office is on {server.url}: admin / admin; demo_officer, demo_validator, "
+                f"demo_approver, demo_manager, agent_sp01... / {PASSWORD} (Ctrl+C to stop)."
+            )
             server.proc.wait()
         except KeyboardInterrupt:
+            pass
+        finally:
             server.stop()
         return 0
 
@@ -703,6 +742,8 @@ def main():
     try:
         server.proc.wait()
     except KeyboardInterrupt:
+        pass
+    finally:
         server.stop()
     return 0
 
@@ -777,6 +818,8 @@ def run_cycle(url, args, registry, paths, steps, today):
             received[(shortfall["warehouse"], SHORT_PRODUCT)] += qty
         validator.call("g2p.cycle", "validate_entitlement", [cycle])
         admin.call("g2p.cycle", "mark_distributed", [cycle])
+        # what the approval reserved, read from stock (on hand - free), to check the release later
+        reserved_at_approval = stock_reserved(admin, warehouses, wh_stock, products)
 
     with steps("Redemptions by agents over XML-RPC (API keys, 8 clients; one offline batch)"):
         redemption = redeem_all(url, args.db, agents, points, args.seed)
@@ -797,7 +840,9 @@ def run_cycle(url, args, registry, paths, steps, today):
                 raise RuntimeError("the cycle was not closed within 10 minutes")
             time.sleep(1)
 
-    report = build_report(admin, cycle, warehouses, wh_stock, products, initial_on_hand, received)
+    report = build_report(
+        admin, cycle, warehouses, wh_stock, products, initial_on_hand, received, reserved_at_approval
+    )
     report["redemption"] = redemption
     report["validation_refused_first"] = refused
     report["_agents"] = [(sp, agents[sp["id"]]) for sp in points]

@@ -59,6 +59,10 @@ def test_stock_adds_up(report):
     assert report["stock"], "the report lists warehouses and products"
     for row in report["stock"]:
         assert row["ok"], row
+        # approval reserved exactly what was approved (read from stock, not from entitlements)
+        assert abs(row["reserved_at_approval"] - row["approved"]) < 0.01, row
+        # released is measured from stock (reserved at approval - delivered - still reserved):
+        # what was approved and not handed out went back to free stock
         assert abs(row["approved"] - row["handed_out"] - row["released"]) < 0.01, row
         assert abs(row["delivered_from_stock"] - row["handed_out"]) < 0.01, row
         assert row["still_reserved"] < 0.01, row

@@ -6,7 +6,7 @@
     "website": "https://github.com/g2p-inkind/g2p-inkind-suite",
     "license": "LGPL-3",
     "category": "Social Protection",
-    "depends": ["base", "mail", "product", "queue_job"],
+    "depends": ["base", "mail", "queue_job"],
     "external_dependencies": {"python": ["cel-python"]},
     "data": [
         "security/g2p_programs_ext_groups.xml",

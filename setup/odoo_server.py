@@ -16,10 +16,12 @@ REPO = Path(__file__).resolve().parent.parent
 ADDONS = [
     "g2p_programs_ext",
     "spp_service_points",
-    "spp_entitlement_in_kind",
     "spp_entitlement_transactions",
+    "spp_entitlement_in_kind",
     "spp_auto_update_entitlements",
 ]
+# What a cash-only deployment installs: no stock (tests/test_cash_only.py).
+CASH_ONLY_ADDONS = [a for a in ADDONS if a != "spp_entitlement_in_kind"]
 
 
 def odoo_bin():

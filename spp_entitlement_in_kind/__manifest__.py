@@ -6,7 +6,7 @@
     "website": "https://github.com/g2p-inkind/g2p-inkind-suite",
     "license": "LGPL-3",
     "category": "Social Protection",
-    "depends": ["g2p_programs_ext", "spp_service_points", "stock"],
+    "depends": ["g2p_programs_ext", "spp_service_points", "spp_entitlement_transactions", "stock"],
     "data": [
         "security/ir.model.access.csv",
         "security/spp_entitlement_in_kind_security.xml",
@@ -16,6 +16,8 @@
         "views/g2p_program_views.xml",
         "views/g2p_entitlement_inkind_views.xml",
         "views/g2p_cycle_views.xml",
+        "views/spp_service_point_views.xml",
+        "views/spp_entitlement_transaction_views.xml",
         "wizards/g2p_program_create_wizard_views.xml",
         "report/g2p_voucher_report.xml",
         "report/g2p_voucher_templates.xml",

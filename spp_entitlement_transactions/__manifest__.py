@@ -6,7 +6,7 @@
     "website": "https://github.com/g2p-inkind/g2p-inkind-suite",
     "license": "LGPL-3",
     "category": "Social Protection",
-    "depends": ["g2p_programs_ext", "spp_service_points", "spp_entitlement_in_kind"],
+    "depends": ["g2p_programs_ext", "spp_service_points", "product"],
     "data": [
         "security/ir.model.access.csv",
         "security/spp_entitlement_transaction_security.xml",

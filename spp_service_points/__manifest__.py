@@ -6,7 +6,7 @@
     "website": "https://github.com/g2p-inkind/g2p-inkind-suite",
     "license": "LGPL-3",
     "category": "Social Protection",
-    "depends": ["g2p_programs_ext", "stock"],
+    "depends": ["g2p_programs_ext"],
     "data": [
         "security/spp_service_points_groups.xml",
         "security/ir.model.access.csv",

@@ -11,3 +11,5 @@ _spec.loader.exec_module(_module)
 
 OdooServer = _module.OdooServer
 free_port = _module.free_port
+odoo_bin = _module.odoo_bin
+CASH_ONLY_ADDONS = _module.CASH_ONLY_ADDONS

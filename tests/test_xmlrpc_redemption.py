@@ -14,6 +14,7 @@ with an agent and a device API key); the agent's devices then redeem concurrentl
 import threading
 import uuid
 import xmlrpc.client
+from datetime import datetime
 
 import pytest
 
@@ -355,3 +356,34 @@ def test_reverse_and_offline_batch_over_xmlrpc(odoo_server, test_db, world):
     row, transactions = entitlement_state(world, "reverse")
     assert row["amount_redeemed"] == 0.0 and row["state"] == "approved"
     assert sum(t["net_amount"] for t in transactions) == 0.0 and len(transactions) == 2
+
+
+def test_device_times_over_xmlrpc(odoo_server, test_db, world):
+    """ISO 8601 in its usual forms and XML-RPC's own dateTime reach the ledger as UTC; a
+    date without a time is refused with its code (issue 21 item 6)."""
+    call = agent_client(odoo_server, test_db, world)
+    code = world["entitlements"]["reverse"]["code"]
+    tag = world["tag"]
+    sent = {
+        f"{tag}-T1": "2026-12-07T10:15:00.123Z",  # a phone's toISOString()
+        f"{tag}-T2": "2026-12-07T18:15:00+08:00",
+        f"{tag}-T3": xmlrpc.client.DateTime(datetime(2026, 12, 7, 10, 15)),  # <dateTime.iso8601>
+    }
+    lines = [
+        {"code": code, "quantity": 1, "reference": ref, "device_time": time} for ref, time in sent.items()
+    ]
+    lines.append({"code": code, "quantity": 1, "reference": f"{tag}-T4", "device_time": "2026-12-07"})
+    answers = call("redeem_batch", world["point_id"], lines)
+    assert [a.get("state") for a in answers[:3]] == ["approved"] * 3, answers
+    assert answers[3]["error"].startswith("[bad_device_time] ")
+    rows = world["admin"](
+        "spp.entitlement.transaction",
+        "search_read",
+        [("reference", "in", list(sent))],
+        fields=["reference", "device_time"],
+    )
+    assert {r["reference"]: r["device_time"] for r in rows} == {
+        f"{tag}-T1": "2026-12-07 10:15:00",  # Odoo stores datetimes to the second
+        f"{tag}-T2": "2026-12-07 10:15:00",
+        f"{tag}-T3": "2026-12-07 10:15:00",
+    }

@@ -399,6 +399,25 @@ class G2PCycle(models.Model):
         """Names of the entitlement manager models (each addon adds its own)."""
         return ["g2p.program.entitlement.manager.cash"]
 
+    def _before_end(self):
+        """Hook called by a closing (spp_auto_update_entitlements) on cycles whose
+        entitlements were just settled, right before the cycles become ``ended``: does
+        nothing here; addons extend it with ``super()`` for their own settlement work
+        (spp_entitlement_in_kind posts deliveries and releases unredeemed stock). It
+        must be idempotent: a closing that was interrupted calls it again.
+
+        :return: None
+        """
+
+    def _closing_summary_lines(self):
+        """Hook: lines (str) that addons add to the message a closing posts on this
+        cycle (one record), after the counts per state; none here.
+
+        :return: list of str
+        """
+        self.ensure_one()
+        return []
+
     def _managers(self):
         self.ensure_one()
         managers = []

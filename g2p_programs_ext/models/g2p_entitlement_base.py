@@ -4,6 +4,7 @@ from psycopg2.extras import execute_values
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
+from odoo.tools import SQL
 
 from .. import ern
 
@@ -39,6 +40,20 @@ REJECTION_REASONS = [
     ("other", "Other"),
 ]
 SQL_BATCH = 5000
+# The database's time in UTC, as Odoo stores datetimes (a value for _set_state).
+NOW_UTC = SQL("now() at time zone 'UTC'")
+# What a reset to draft clears (the ERN, the approval, the rejection, the cancellation).
+RESET_COLUMNS = (
+    "code",
+    "date_approved",
+    "approved_by_id",
+    "rejection_reason",
+    "rejection_note",
+    "date_rejected",
+    "rejected_by_id",
+    "date_cancelled",
+    "cancelled_by_id",
+)
 # What the lifecycle methods and the redemption ledger own: nobody but the superuser (the
 # suite's own code, after its checks) writes them with create/write, over RPC or not.
 LIFECYCLE_FIELDS = frozenset(
@@ -262,17 +277,30 @@ class G2PEntitlementBase(models.AbstractModel):
             )
         return target
 
-    def _set_state(self, target, extra_sql="", extra_params=()):
+    def _set_state(self, target, values=None):
         """Write ``target`` on all of ``self`` with one UPDATE per slice (no per-record
-        chatter or tracking); callers check the transition and log once per batch."""
+        chatter or tracking), and ``values`` ({column: value, or an ``SQL`` expression
+        such as ``NOW_UTC``}) with it; callers check the transition and log once per batch.
+
+        SQL, not ``write``: batches of up to 100,000 entitlements (``write`` would track
+        and post per record, 57x slower); the callers checked the user's rights. The
+        cache stays right: flushed before, invalidated and ``state`` marked modified after."""
         self.flush_recordset()
-        table = self._table
+        assignments = [
+            SQL("state = %s", target),
+            SQL("write_uid = %s", self.env.uid),
+            SQL("write_date = %s", NOW_UTC),
+            *(SQL("%s = %s", SQL.identifier(column), value) for column, value in (values or {}).items()),
+        ]
         for start in range(0, len(self.ids), SQL_BATCH):
             ids = self.ids[start : start + SQL_BATCH]
             self.env.cr.execute(
-                f"UPDATE {table} SET state = %s, write_uid = %s, write_date = now() at time zone 'UTC'"
-                f"{extra_sql} WHERE id = ANY(%s)",
-                [target, self.env.uid, *extra_params, ids],
+                SQL(
+                    "UPDATE %s SET %s WHERE id = ANY(%s)",
+                    SQL.identifier(self._table),
+                    SQL(", ").join(assignments),
+                    ids,
+                )
             )
         self.invalidate_recordset()
         self.modified(["state"])
@@ -427,9 +455,12 @@ class G2PEntitlementBase(models.AbstractModel):
         records.filtered(lambda e: e.state == "approved")._release()
         records._set_state(
             target,
-            ", rejection_reason = %s, rejection_note = %s, rejected_by_id = %s,"
-            " date_rejected = now() at time zone 'UTC'",
-            [reason, note or None, self.env.uid],
+            {
+                "rejection_reason": reason,
+                "rejection_note": note or None,
+                "rejected_by_id": self.env.uid,
+                "date_rejected": NOW_UTC,
+            },
         )
         labels = dict(REJECTION_REASONS)
         records._log_on_cycles(
@@ -493,11 +524,7 @@ class G2PEntitlementBase(models.AbstractModel):
             return
         target = self._check_transition("cancel")
         self.filtered(lambda e: e.state in ("approved", "transferred"))._release()
-        self._set_state(
-            target,
-            ", cancelled_by_id = %s, date_cancelled = now() at time zone 'UTC'",
-            [self.env.uid],
-        )
+        self._set_state(target, {"cancelled_by_id": self.env.uid, "date_cancelled": NOW_UTC})
         self._log_on_cycles(_("Cancelled by %s", self.env.user.name))
 
     def action_reset_to_draft(self):
@@ -507,12 +534,7 @@ class G2PEntitlementBase(models.AbstractModel):
         self.check_access_rule("read")
         records = self.sudo()
         target = records._check_transition("reset")
-        records._set_state(
-            target,
-            ", code = NULL, date_approved = NULL, approved_by_id = NULL, rejection_reason = NULL,"
-            " rejection_note = NULL, date_rejected = NULL, rejected_by_id = NULL,"
-            " date_cancelled = NULL, cancelled_by_id = NULL",
-        )
+        records._set_state(target, dict.fromkeys(RESET_COLUMNS))
         records._log_on_cycles(_("Reset to draft by %s", self.env.user.name))
         return True
 

@@ -5,6 +5,7 @@ from markupsafe import Markup
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 _logger = logging.getLogger(__name__)
 
@@ -25,12 +26,13 @@ class G2PCycle(models.Model):
         """Close cycles whose end date has passed (the button; the daily scheduled
         action does the same for every such cycle).
 
-        For each cycle (approved or distributed, ``end_date`` before today): post the
-        outstanding deliveries, recompute what was redeemed from the transactions, set
-        each approved or transferred entitlement to ``redeemed`` (nothing left),
-        ``partially_redeemed`` (something redeemed, something left) or ``expired``
-        (nothing redeemed), release the stock not handed out, then end the cycle and post
-        a summary. A cycle with more open entitlements than the async threshold is left
+        For each cycle (approved or distributed, ``end_date`` before today): recompute
+        what was redeemed from the transactions, set each approved or transferred
+        entitlement to ``redeemed`` (nothing left), ``partially_redeemed`` (something
+        redeemed, something left) or ``expired`` (nothing redeemed), run the cycle's
+        ``_before_end()`` hook (with spp_entitlement_in_kind: post the outstanding
+        deliveries, release the stock not handed out), then end the cycle and post a
+        summary. A cycle with more open entitlements than the async threshold is left
         to the scheduled action, which works in committed batches.
 
         :return: True
@@ -92,14 +94,21 @@ class G2PCycle(models.Model):
     # Helpers
     # ------------------------------------------------------------------
     def _count_open_entitlements(self):
+        """Open (approved, transferred) entitlements of this cycle, every model. SQL, not
+        ``search_count``: as superuser without record rules (the caller checked rights);
+        flushed first, nothing cached."""
         self.ensure_one()
         total = 0
         for model in self._entitlement_models():
             Model = self.env[model]
             Model.flush_model(["cycle_id", "state"])
             self.env.cr.execute(
-                f"SELECT count(*) FROM {Model._table} WHERE cycle_id = %s AND state IN %s",
-                [self.id, OPEN_STATES],
+                SQL(
+                    "SELECT count(*) FROM %s WHERE cycle_id = %s AND state IN %s",
+                    SQL.identifier(Model._table),
+                    self.id,
+                    OPEN_STATES,
+                )
             )
             total += self.env.cr.fetchone()[0]
         return total
@@ -108,9 +117,13 @@ class G2PCycle(models.Model):
         """Whether this cycle has open entitlements of ``Model`` other than ``ids`` (rows
         that ``SKIP LOCKED`` passed over: being redeemed right now)."""
         self.env.cr.execute(
-            f"""SELECT 1 FROM {Model._table} WHERE cycle_id = %s AND state IN %s
-                AND NOT (id = ANY(%s)) LIMIT 1""",
-            [self.id, OPEN_STATES, ids],
+            SQL(
+                "SELECT 1 FROM %s WHERE cycle_id = %s AND state IN %s AND NOT (id = ANY(%s)) LIMIT 1",
+                SQL.identifier(Model._table),
+                self.id,
+                OPEN_STATES,
+                ids,
+            )
         )
         return bool(self.env.cr.fetchone())
 
@@ -130,11 +143,16 @@ class G2PCycle(models.Model):
         for model in self._entitlement_models():
             Model = self.env[model].sudo().with_context(tracking_disable=True)
             Model.flush_model(["cycle_id", "state"])
-            # SKIP LOCKED: an entitlement being redeemed right now is taken by the next run.
+            # SQL, not search: the ORM has no row lock. SKIP LOCKED: an entitlement
+            # being redeemed right now is taken by the next run. Flushed above, nothing cached.
             self.env.cr.execute(
-                f"""SELECT id FROM {Model._table} WHERE cycle_id = %s AND state IN %s
-                    ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""",
-                [self.id, OPEN_STATES, batch_size + 1],
+                SQL(
+                    "SELECT id FROM %s WHERE cycle_id = %s AND state IN %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                    SQL.identifier(Model._table),
+                    self.id,
+                    OPEN_STATES,
+                    batch_size + 1,
+                )
             )
             ids = [row[0] for row in self.env.cr.fetchall()]
             if len(ids) > batch_size:
@@ -151,19 +169,18 @@ class G2PCycle(models.Model):
             records._settle_for_closing()
         if left:
             return False if settled else None
-        # Once, when nothing is left open (each costs an aggregate over the whole cycle,
-        # about 0.3 s at 100,000): what was handed out since the last posting is posted,
-        # then what the settled entitlements will never take goes back to stock, the
-        # reservations following the states just set. Both are idempotent: a rerun after
-        # an interruption changes nothing.
-        self.action_post_deliveries()
-        self.env["g2p.inkind.stock"].sudo()._sync(self.ids)
+        # Once, when nothing is left open: the addons' settlement work (in-kind: post
+        # what was handed out, give back what the settled entitlements will never take;
+        # each an aggregate over the whole cycle, about 0.3 s at 100,000). Idempotent: a
+        # rerun after an interruption changes nothing.
+        self._before_end()
         self.sudo().mark_ended()
         self._post_closing_summary()
         return True
 
     def _post_closing_summary(self):
-        """One message with the counts per state and, per product, what was handed out and given back."""
+        """One message with the counts per state, then what the addons add (in-kind: per
+        product, what was handed out and given back)."""
         lines = []
         labels = dict(self.env["g2p.entitlement"]._fields["state"].selection)
         for model in self._entitlement_models():
@@ -176,25 +193,6 @@ class G2PCycle(models.Model):
                         ", ".join("%s %s" % (n, labels.get(s, s)) for s, n in counts),
                     )
                 )
-        if "g2p.entitlement.inkind" in self._entitlement_models():
-            rows = (
-                self.env["g2p.entitlement.inkind"]
-                .sudo()
-                ._read_group(
-                    [("cycle_id", "=", self.id), ("date_approved", "!=", False)],
-                    ["product_id", "uom_id"],
-                    ["quantity:sum", "quantity_redeemed:sum"],
-                )
-            )
-            for product, uom, quantity, redeemed in rows:
-                lines.append(
-                    _(
-                        "%(product)s: %(out)s %(uom)s handed out, %(back)s %(uom)s given back to stock",
-                        product=product.display_name,
-                        out=round(redeemed, 3),
-                        back=round(quantity - redeemed, 3),
-                        uom=uom.name,
-                    )
-                )
+        lines += self._closing_summary_lines()
         body = Markup("<br/>").join([_("Cycle closed."), *lines])
         self._message_log(body=body)

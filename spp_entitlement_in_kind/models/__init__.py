@@ -6,3 +6,6 @@ from . import g2p_program
 from . import stock_move
 from . import stock_picking
 from . import stock_rule
+from . import g2p_entitlement_inkind_redemption
+from . import spp_entitlement_transaction
+from . import spp_service_point

@@ -5,6 +5,7 @@ from markupsafe import Markup, escape
 
 from odoo import _, api, fields, models
 from odoo.addons.g2p_programs_ext.models.g2p_cycle import DASHBOARD_STATE_GROUPS
+from odoo.addons.spp_entitlement_transactions.models.g2p_cycle import APPROVED_STATES
 from odoo.exceptions import AccessError, UserError
 
 _logger = logging.getLogger(__name__)
@@ -38,6 +39,12 @@ class G2PCycle(models.Model):
     inkind_closed_count = fields.Integer(
         compute="_compute_inkind_entitlement_count",
         string="In-kind entitlements rejected, cancelled or expired",
+    )
+    # Redemption progress (the dashboard of spp_entitlement_transactions), in-kind side
+    redemption_inkind_html = fields.Html(
+        compute="_compute_redemption_progress",
+        string="In-kind redemption",
+        help="Per product, in the entitlements' unit: quantity approved, redeemed, and the share redeemed.",
     )
 
     # ------------------------------------------------------------------
@@ -258,6 +265,85 @@ class G2PCycle(models.Model):
                 Markup(css),
                 Markup("").join(Markup("<td>%s</td>") % escape(c) for c in cells),
             )
+        return Markup('<table class="table table-sm"><thead><tr>%s</tr></thead><tbody>%s</tbody></table>') % (
+            head,
+            body,
+        )
+
+    # ------------------------------------------------------------------
+    # Closing (hook of g2p_programs_ext, called by spp_auto_update_entitlements)
+    # ------------------------------------------------------------------
+    def _before_end(self):
+        """Before the cycles end (closing, after their entitlements were settled): post
+        what was handed out since the last posting, then give back to stock what the
+        settled entitlements will never take. Both are idempotent. The one place that
+        calls the stock engine for a closing."""
+        result = super()._before_end()
+        for cycle in self:
+            cycle._inkind_post_deliveries()
+        self.env["g2p.inkind.stock"].sudo()._sync(self.ids)
+        return result
+
+    def _closing_summary_lines(self):
+        """Per product: what was handed out and what was given back to stock."""
+        lines = super()._closing_summary_lines()
+        rows = (
+            self.env["g2p.entitlement.inkind"]
+            .sudo()
+            ._read_group(
+                [("cycle_id", "=", self.id), ("date_approved", "!=", False)],
+                ["product_id", "uom_id"],
+                ["quantity:sum", "quantity_redeemed:sum"],
+            )
+        )
+        for product, uom, quantity, redeemed in rows:
+            lines.append(
+                _(
+                    "%(product)s: %(out)s %(uom)s handed out, %(back)s %(uom)s given back to stock",
+                    product=product.display_name,
+                    out=round(redeemed, 3),
+                    back=round(quantity - redeemed, 3),
+                    uom=uom.name,
+                )
+            )
+        return lines
+
+    # ------------------------------------------------------------------
+    # Redemption progress (dashboard of spp_entitlement_transactions), in-kind side
+    # ------------------------------------------------------------------
+    def _compute_redemption_progress(self):
+        """Cash (super) then one grouped query for the in-kind entitlements of every cycle
+        of ``self``, as the user may see them."""
+        result = super()._compute_redemption_progress()
+        inkind = {}
+        for cycle, product, uom, approved, redeemed in self.env["g2p.entitlement.inkind"]._read_group(
+            [("cycle_id", "in", self.ids), ("state", "in", APPROVED_STATES)],
+            ["cycle_id", "product_id", "uom_id"],
+            ["quantity:sum", "quantity_redeemed:sum"],
+        ):
+            inkind.setdefault(cycle.id, []).append((product, uom, approved, redeemed))
+        for cycle in self:
+            rows = inkind.get(cycle.id)
+            cycle.redemption_inkind_html = self._redemption_table(rows) if rows else False
+        return result
+
+    @api.model
+    def _redemption_table(self, rows):
+        """An HTML table of (product, uom, approved, redeemed) rows."""
+        headers = [_("Product"), _("Unit"), _("Approved"), _("Redeemed"), _("Left"), _("Redeemed (%)")]
+        head = Markup("").join(Markup("<th>%s</th>") % h for h in headers)
+        body = Markup("")
+        for product, uom, approved, redeemed in sorted(rows, key=lambda r: r[0].display_name or ""):
+            rate = 100.0 * redeemed / approved if approved else 0.0
+            cells = [
+                product.display_name,
+                uom.name,
+                "%g" % round(approved, 6),
+                "%g" % round(redeemed, 6),
+                "%g" % round(approved - redeemed, 6),
+                "%.1f %%" % rate,
+            ]
+            body += Markup("<tr>%s</tr>") % Markup("").join(Markup("<td>%s</td>") % escape(c) for c in cells)
         return Markup('<table class="table table-sm"><thead><tr>%s</tr></thead><tbody>%s</tbody></table>') % (
             head,
             body,

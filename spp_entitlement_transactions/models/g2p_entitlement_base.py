@@ -1,18 +1,59 @@
-from odoo import fields, models
-from odoo.tools import SQL
+"""What an entitlement owns of its redemption: one description of its figures
+(:class:`Redemption`, the class attribute ``_redemption`` of each entitlement model), the
+locked read that a redemption starts with, and the update that records it: next to the
+tables they touch."""
+
+from dataclasses import dataclass
+
+from odoo import api, fields, models
+from odoo.tools import SQL, float_round
+
+
+@dataclass(frozen=True)
+class Redemption:
+    """How an entitlement model is redeemed, in one place (read by the redemption API,
+    the ledger and the closing). Every name is a field name.
+
+    - ``link``: the many2one of ``spp.entitlement.transaction`` pointing at the model;
+    - ``figure``: the transaction's field holding the figure (``net_<figure>`` is the
+      signed one), e.g. ``amount`` or ``quantity``;
+    - ``total``, ``redeemed``, ``balance``: the entitlement's figure, what was redeemed and
+      what is left (both stored), in the entitlement's unit;
+    - ``unit``: the many2one whose ``rounding`` and ``name`` are the unit's
+      (``res.currency`` for cash, ``uom.uom`` for goods), ``default_rounding`` when it has
+      none;
+    - ``currency``: the path to the program's currency (copied onto each transaction);
+    - ``product``, ``uom``: the entitlement's product and unit of measure (goods only),
+      copied onto each transaction and answered by ``lookup``.
+    """
+
+    link: str
+    figure: str
+    total: str
+    redeemed: str
+    balance: str
+    unit: str
+    default_rounding: float
+    currency: str
+    product: str = ""
+    uom: str = ""
 
 
 class G2PEntitlementBase(models.AbstractModel):
-    """What cash and in-kind entitlements share about their transactions: the count on
-    the form's button and the action it opens. Each model's ``transaction_ids`` and
-    redemption hooks (``_redemption_link_field`` ...) are on the model itself."""
+    """What cash and in-kind entitlements share about their redemptions: the count on
+    the form's button and the action it opens, the locked read and the redeeming
+    update. Each model describes its figures in ``_redemption`` and declares its own
+    ``transaction_ids``."""
 
     _inherit = "g2p.entitlement.base"
+
+    # A Redemption on each model that can be redeemed (None: not through this API).
+    _redemption = None
 
     transaction_count = fields.Integer(compute="_compute_transaction_count", string="Number of transactions")
 
     def _compute_transaction_count(self):
-        link = self._redemption_link_field()
+        link = self._redemption.link
         counts = dict(
             self.env["spp.entitlement.transaction"]._read_group([(link, "in", self.ids)], [link], ["__count"])
         )
@@ -28,22 +69,107 @@ class G2PEntitlementBase(models.AbstractModel):
         action = self.env["ir.actions.act_window"]._for_xml_id(
             "spp_entitlement_transactions.spp_entitlement_transaction_action"
         )
-        action["domain"] = [(self._redemption_link_field(), "=", self.id)]
+        action["domain"] = [(self._redemption.link, "=", self.id)]
         action["context"] = {}
         return action
 
-    def _redemption_link_field(self):
-        """Field of spp.entitlement.transaction that points at this model."""
-        raise NotImplementedError
+    # ------------------------------------------------------------------
+    # Figures (from the description)
+    # ------------------------------------------------------------------
+    def _redemption_rounding(self):
+        return self[self._redemption.unit].rounding or self._redemption.default_rounding
 
-    def _redemption_balance_field(self):
-        """Name of the stored field holding what is left to redeem (the entitlement's unit)."""
-        raise NotImplementedError
+    def _redemption_unit_name(self):
+        return self[self._redemption.unit].name or ""
 
+    def _redemption_balance(self):
+        """What is left to redeem, in the entitlement's unit, rounded to it."""
+        spec = self._redemption
+        return float_round(
+            self[spec.total] - self[spec.redeemed], precision_rounding=self._redemption_rounding()
+        )
+
+    def _redemption_product(self):
+        return self[self._redemption.product] if self._redemption.product else self.env["product.product"]
+
+    def _redemption_uom(self):
+        return self[self._redemption.uom] if self._redemption.uom else self.env["uom.uom"]
+
+    def _redemption_currency(self):
+        return self.mapped(self._redemption.currency)
+
+    @api.model
+    def _redemption_models(self):
+        """Names of the entitlement models redeemed through the API (those with a ``_redemption``)."""
+        return [m for m in self.env["g2p.cycle"]._entitlement_models() if self.env[m]._redemption]
+
+    # ------------------------------------------------------------------
+    # The locked read: one query over every entitlement table
+    # ------------------------------------------------------------------
+    @api.model
+    def _find_by_code(self, code, lock=False):
+        """The entitlement (any model, sudo) whose ERN is ``code`` (display form), or None.
+
+        With ``lock``, the same query locks its row ``FOR UPDATE`` and reads, fresh, what
+        a redemption needs (:meth:`_redemption_fields`, :meth:`_redemption_related_fields`
+        joined) into the cache: the redemption then runs no other read query.
+
+        SQL, not the ORM: one round trip over every entitlement table that also takes the
+        row lock (``search`` + ``read`` + a lock would be three per table). The cache stays
+        right: what is read is flushed first and the record invalidated before its row is
+        put into the cache (:meth:`_cache_redemption_row`); the caller checked access."""
+        models_ = self._redemption_models()
+        arms = []
+        for index, model in enumerate(models_):
+            Model = self.env[model]
+            # What the query reads is written to the database first (as fetch does).
+            Model.flush_model(["code", *(Model._redemption_fields() if lock else ())])
+            select, joins = Model._redemption_columns() if lock else (SQL("e.id"), SQL())
+            arms.append(
+                SQL(
+                    "%s AS (SELECT %s FROM %s e %s WHERE e.code = %s%s)",
+                    SQL.identifier(f"m{index}"),
+                    select,
+                    SQL.identifier(Model._table),
+                    joins,
+                    code,
+                    SQL(" FOR UPDATE OF e") if lock else SQL(),
+                )
+            )
+        # FOR UPDATE is not allowed beside UNION, but is inside WITH queries; the models'
+        # columns differ, so each row comes as one JSON object.
+        query = SQL(
+            "WITH %s %s",
+            SQL(", ").join(arms),
+            SQL(" UNION ALL ").join(
+                SQL(
+                    "SELECT %s, to_jsonb(%s) FROM %s",
+                    index,
+                    SQL.identifier(f"m{index}"),
+                    SQL.identifier(f"m{index}"),
+                )
+                for index in range(len(models_))
+            ),
+        )
+        # A concurrent redemption committed meanwhile makes FOR UPDATE fail to serialize
+        # (REPEATABLE READ); Odoo's RPC layer then replays the request: not worth an ERROR line.
+        self.env.cr.execute(query, log_exceptions=False)
+        row = self.env.cr.fetchone()
+        if not row:
+            return None
+        index, values = row
+        entitlement = self.env[models_[index]].sudo().browse(values["id"])
+        entitlement.invalidate_recordset()
+        if lock:
+            entitlement._cache_redemption_row(values)
+        return entitlement
+
+    @api.model
     def _redemption_fields(self):
-        """The fields the redemption API reads of a locked entitlement: read by the lock
-        query itself (one query of these columns, not of every column of the model)."""
-        return [
+        """The fields a redemption reads of a locked entitlement (read by the lock query
+        itself: these columns, not every column of the model)."""
+        spec = self._redemption
+        names = [
             "code",
             "state",
             "service_point_id",
@@ -54,18 +180,82 @@ class G2PEntitlementBase(models.AbstractModel):
             "cycle_id",
             "company_id",
             "area_id",
-            self._redeemed_quantity_field(),
-            self._redemption_balance_field(),
+            spec.redeemed,
+            spec.balance,
+            spec.total,
+            spec.unit,
+            spec.currency.split(".")[0],
+            spec.product,
+            spec.uom,
         ]
+        return list(dict.fromkeys(name for name in names if name))
 
+    @api.model
     def _redemption_related_fields(self):
-        """``many2one.field`` paths the redemption API reads besides the entitlement's own
-        fields (the rounding of its currency or UoM, ...): the lock query joins them, so
-        a redemption needs no query for them. Each path is a stored many2one of this
-        model among :meth:`_redemption_fields` and a stored, untranslated column of its
-        comodel."""
-        return []
+        """``many2one.field`` paths a redemption reads besides the entitlement's own fields
+        (the unit's rounding, the currency when it is not the entitlement's own): the lock
+        query joins them. Each is a stored many2one among :meth:`_redemption_fields` and a
+        stored, untranslated column of its comodel."""
+        spec = self._redemption
+        paths = [f"{spec.unit}.rounding"]
+        if "." in spec.currency:
+            paths.append(spec.currency)
+        return paths
 
+    @api.model
+    def _redemption_columns(self):
+        """(select list, joins) reading :meth:`_redemption_fields` (table alias ``e``) and
+        :meth:`_redemption_related_fields` (alias ``r<n>``, column alias ``<many2one>__<field>``)."""
+        columns = [SQL("e.id")]
+        columns += [SQL("e.%s", SQL.identifier(name)) for name in self._redemption_fields()]
+        joins = []
+        for number, path in enumerate(self._redemption_related_fields()):
+            link, name = path.split(".")
+            comodel = self.env[self._fields[link].comodel_name]
+            comodel.flush_model([name])
+            alias = SQL.identifier(f"r{number}")
+            joins.append(
+                SQL(
+                    "LEFT JOIN %s %s ON %s.id = e.%s",
+                    SQL.identifier(comodel._table),
+                    alias,
+                    alias,
+                    SQL.identifier(link),
+                )
+            )
+            columns.append(SQL("%s.%s AS %s", alias, SQL.identifier(name), SQL.identifier(f"{link}__{name}")))
+        return SQL(", ").join(columns), SQL(" ").join(joins)
+
+    def _cache_redemption_row(self, values):
+        """Put what :meth:`_redemption_columns` read (``values``: the row as a JSON object)
+        into the cache of this entitlement and of its related records, converted as the
+        ORM converts what it reads (dates come as ISO strings in JSON)."""
+        cache = self.env.cache
+        for name in self._redemption_fields():
+            field = self._fields[name]
+            cache.update(self, field, [field.convert_to_cache(values[name], self, validate=False)])
+        for path in self._redemption_related_fields():
+            link, name = path.split(".")
+            related = self[link]
+            if related:
+                field = related._fields[name]
+                value = values[f"{link}__{name}"]
+                cache.update(related, field, [field.convert_to_cache(value, related, validate=False)])
+
+    def _lock_for_redemption(self):
+        """Lock this entitlement's row (FOR UPDATE) and forget what was read of it before.
+        SQL: the ORM has no row lock; the record is flushed before and invalidated after."""
+        self.ensure_one()
+        self.flush_recordset()
+        self.env.cr.execute(
+            SQL("SELECT id FROM %s WHERE id = %s FOR UPDATE", SQL.identifier(self._table), self.id),
+            log_exceptions=False,
+        )
+        self.invalidate_recordset()
+
+    # ------------------------------------------------------------------
+    # The redeeming update
+    # ------------------------------------------------------------------
     def _record_redeemed(self, redeemed, balance, state=None):
         """Store on this (locked) entitlement what a redemption or reversal decided, in one
         UPDATE: the redeemed figure and the balance, both in the entitlement's unit (cash:
@@ -82,7 +272,11 @@ class G2PEntitlementBase(models.AbstractModel):
         """The UPDATE of :meth:`_record_redeemed` (SQL, ending with its WHERE clause, so
         that a caller may add a condition), not run: the redemption API runs it in the
         same statement as the insert of the transaction row. Call
-        :meth:`_invalidate_redeemed` once it ran."""
+        :meth:`_invalidate_redeemed` once it ran.
+
+        SQL, not ``write``: it runs inside the insert's statement (one round trip on the
+        hot path) and skips tracking; the cache stays right through
+        :meth:`_invalidate_redeemed`, and the caller checked access."""
         self.ensure_one()
         self.flush_recordset()
         columns = self._redeemed_columns(state)
@@ -107,5 +301,5 @@ class G2PEntitlementBase(models.AbstractModel):
     def _redeemed_columns(self, state=None):
         """The columns :meth:`_record_redeemed_query` sets: the redeemed figure, the
         balance, and the state unless ``state`` is None."""
-        columns = [self._redeemed_quantity_field(), self._redemption_balance_field()]
+        columns = [self._redemption.redeemed, self._redemption.balance]
         return columns if state is None else [*columns, "state"]

@@ -3,7 +3,6 @@ from . import test_redeem
 from . import test_reverse
 from . import test_batch
 from . import test_access
-from . import test_inkind
 from . import test_access_matrix
 from . import test_back_office
 from . import test_bad_input

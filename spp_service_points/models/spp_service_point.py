@@ -4,7 +4,7 @@ from odoo.exceptions import UserError, ValidationError
 
 class SppServicePoint(models.Model):
     """A place where beneficiaries collect their benefits (distribution site, shop,
-    health centre), served by agents (``user_ids``) and supplied by a warehouse."""
+    health centre), served by agents (``user_ids``); spp_entitlement_in_kind adds the warehouse that supplies it."""
 
     _name = "spp.service.point"
     _description = "Service point"
@@ -52,12 +52,6 @@ class SppServicePoint(models.Model):
         check_company=True,
         domain="[('share', '=', False)]",
         help="Users who serve this point; they need the Service Point Agent role to act for it.",
-    )
-    warehouse_id = fields.Many2one(
-        "stock.warehouse",
-        check_company=True,
-        ondelete="restrict",
-        help="The warehouse that supplies this point; empty: the program's default warehouse.",
     )
 
     # ------------------------------------------------------------------

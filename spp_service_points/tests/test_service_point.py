@@ -1,4 +1,4 @@
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 
 from .common import ServicePointCase
@@ -56,16 +56,6 @@ class TestServicePoint(ServicePointCase):
         action = self.point_a.with_user(self.officer).action_view_beneficiaries()
         partners = self.env["res.partner"].with_user(self.officer).search(action["domain"])
         self.assertEqual(partners, self.house_a | self.ind_a1 | self.ind_a2)
-
-    def test_warehouse_of_another_company_refused(self):
-        other = self.env["res.company"].create({"name": "Other NGO"})
-        warehouse = self.env["stock.warehouse"].search([("company_id", "=", other.id)], limit=1)
-        self.assertTrue(warehouse, "stock creates a warehouse for every new company")
-        with self.assertRaises(UserError):
-            self.point_a.write({"warehouse_id": warehouse.id})
-        own = self.env["stock.warehouse"].search([("company_id", "=", self.company.id)], limit=1)
-        self.point_a.write({"warehouse_id": own.id})
-        self.assertEqual(self.point_a.warehouse_id, own)
 
     def test_areas_nest(self):
         self.assertEqual(self.alpha.complete_name, "North / Alpha")

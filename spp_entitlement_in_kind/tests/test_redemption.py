@@ -1,7 +1,6 @@
+from odoo.addons.spp_entitlement_transactions.tests.common import InkindRedemptionCase
 from odoo.exceptions import UserError, ValidationError
 from odoo.tests import tagged
-
-from .common import InkindRedemptionCase
 
 
 @tagged("post_install", "-at_install")

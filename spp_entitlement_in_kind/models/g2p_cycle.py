@@ -8,6 +8,8 @@ from odoo.addons.g2p_programs_ext.models.g2p_cycle import DASHBOARD_STATE_GROUPS
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL, float_round
 
+from ..refusal import coded
+
 _logger = logging.getLogger(__name__)
 
 
@@ -54,9 +56,7 @@ class G2PCycle(models.Model):
     inkind_allocation_ids = fields.One2many(
         "g2p.inkind.allocation", "cycle_id", string="In-kind allocations", readonly=True
     )
-    inkind_allocation_count = fields.Integer(
-        compute="_compute_inkind_allocation_count", string="Allocations"
-    )
+    inkind_allocation_count = fields.Integer(compute="_compute_inkind_allocation_count", string="Allocations")
     inkind_picking_count = fields.Integer(compute="_compute_inkind_picking_count", string="Transfers")
     inkind_coverage_html = fields.Html(
         compute="_compute_inkind_coverage_html",
@@ -151,7 +151,7 @@ class G2PCycle(models.Model):
         :raise AccessError: the user is not a cycle approver.
         """
         if not self.env.su and not self.env.user.has_group("g2p_programs_ext.group_cycle_approver"):
-            raise AccessError("[not_allowed] " + _("Only cycle approvers post deliveries."))
+            raise AccessError(coded("not_allowed", _("Only cycle approvers post deliveries.")))
         self.check_access_rule("read")
         for cycle in self:
             cycle._inkind_post_deliveries()

@@ -75,7 +75,6 @@ class G2PEntitlementInkind(models.Model):
     # ------------------------------------------------------------------
     allocation_id = fields.Many2one(
         "g2p.inkind.allocation",
-        string="Allocation",
         index="btree_not_null",
         ondelete="restrict",
         readonly=True,

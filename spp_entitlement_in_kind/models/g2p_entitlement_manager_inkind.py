@@ -2,6 +2,8 @@ from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import float_round
 
+from ..refusal import coded
+
 
 class G2PEntitlementManagerInkind(models.Model):
     """Makes in-kind entitlements: one per cycle, beneficiary and item."""
@@ -179,12 +181,14 @@ class G2PEntitlementManagerInkindItem(models.Model):
         for item in self:
             if item.product_id.detailed_type not in ("product", "service"):
                 raise ValidationError(
-                    "[not_storable] "
-                    + _(
-                        "%(item)s: %(product)s is a consumable, whose stock is not tracked. Choose a storable "
-                        "product (its stock is reserved) or a service.",
-                        item=item._item_label(),
-                        product=item.product_id.display_name,
+                    coded(
+                        "not_storable",
+                        _(
+                            "%(item)s: %(product)s is a consumable, whose stock is not tracked. Choose a storable "
+                            "product (its stock is reserved) or a service.",
+                            item=item._item_label(),
+                            product=item.product_id.display_name,
+                        ),
                     )
                 )
 

@@ -38,6 +38,8 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL, create_unique_index, float_compare, float_is_zero, float_round
 
+from ..refusal import coded
+
 _logger = logging.getLogger(__name__)
 
 OPEN_STATES = ("approved", "transferred")
@@ -45,9 +47,7 @@ SQL_BATCH = 5000
 
 # What an allocation holds, in its product's UoM (see the module docstring), with its open
 # delivery move and its last done delivery (stock.move ids or None).
-Figures = namedtuple(
-    "Figures", "total committed redeemed delivered reserved open_move_id last_delivery_id"
-)
+Figures = namedtuple("Figures", "total committed redeemed delivered reserved open_move_id last_delivery_id")
 NO_FIGURES = Figures(0.0, 0.0, 0.0, 0.0, 0.0, None, None)
 
 
@@ -181,14 +181,16 @@ class G2PInkindAllocation(models.Model):
         if missing:
             entitlement = entitlements.browse(missing[0]["id"])
             raise UserError(
-                "[no_warehouse] "
-                + _(
-                    "Entitlement %(name)s (and %(count)s more) has no warehouse to be served from: set a "
-                    "warehouse on the in-kind entitlement manager of %(program)s or on the service point. "
-                    "Nothing was approved.",
-                    name=entitlement.display_name,
-                    count=len(missing) - 1,
-                    program=entitlement.program_id.name,
+                coded(
+                    "no_warehouse",
+                    _(
+                        "Entitlement %(name)s (and %(count)s more) has no warehouse to be served from: set a "
+                        "warehouse on the in-kind entitlement manager of %(program)s or on the service point. "
+                        "Nothing was approved.",
+                        name=entitlement.display_name,
+                        count=len(missing) - 1,
+                        program=entitlement.program_id.name,
+                    ),
                 )
             )
         needs = defaultdict(float)
@@ -326,7 +328,9 @@ class G2PInkindAllocation(models.Model):
         if procurements:
             for company, company_procurements in procurements.items():
                 self.env["procurement.group"].with_company(company).run(company_procurements)
-            procured = self.browse([p.values["g2p_allocation_id"] for ps in procurements.values() for p in ps])
+            procured = self.browse(
+                [p.values["g2p_allocation_id"] for ps in procurements.values() for p in ps]
+            )
             new_moves = Move.search(
                 [
                     ("g2p_allocation_id", "in", procured.ids),
@@ -558,9 +562,13 @@ class G2PInkindAllocation(models.Model):
         warehouse that serves them. :return: g2p.inkind.allocation, their allocations"""
         if not rows:
             return self.browse()
-        keys = {(r["cycle_id"], r["warehouse_id"], r["service_point_id"] or False, r["product_id"]) for r in rows}
+        keys = {
+            (r["cycle_id"], r["warehouse_id"], r["service_point_id"] or False, r["product_id"]) for r in rows
+        }
         existing = self.search([("cycle_id", "in", list({key[0] for key in keys}))])
-        by_key = {(a.cycle_id.id, a.warehouse_id.id, a.service_point_id.id, a.product_id.id): a for a in existing}
+        by_key = {
+            (a.cycle_id.id, a.warehouse_id.id, a.service_point_id.id, a.product_id.id): a for a in existing
+        }
         warehouses = self.env["stock.warehouse"].browse({key[1] for key in keys})
         company_of = {warehouse.id: warehouse.company_id.id for warehouse in warehouses}
         new_keys = sorted(keys - set(by_key), key=lambda k: (k[0], k[1], k[2] or 0, k[3]))
@@ -580,7 +588,9 @@ class G2PInkindAllocation(models.Model):
         pairs = [
             (
                 r["id"],
-                by_key[(r["cycle_id"], r["warehouse_id"], r["service_point_id"] or False, r["product_id"])].id,
+                by_key[
+                    (r["cycle_id"], r["warehouse_id"], r["service_point_id"] or False, r["product_id"])
+                ].id,
                 r["warehouse_id"],
             )
             for r in rows
@@ -621,7 +631,9 @@ class G2PInkindAllocation(models.Model):
             )
             free = {p.id: p.free_qty for p in products}
             for product in products:
-                need = float_round(needs[(warehouse.id, product.id)], precision_rounding=self._rounding(product))
+                need = float_round(
+                    needs[(warehouse.id, product.id)], precision_rounding=self._rounding(product)
+                )
                 if float_compare(need, free[product.id], precision_rounding=product.uom_id.rounding) > 0:
                     shortages.append((warehouse, product, need, free[product.id]))
         return shortages
@@ -640,10 +652,13 @@ class G2PInkindAllocation(models.Model):
             )
             for warehouse, product, need, free in shortages
         )
-        return "[out_of_stock] " + _(
-            "Stock cannot cover these entitlements; nothing was approved.\n%(lines)s\n"
-            "Receive the missing goods (or lower the quantities), then approve again.",
-            lines=lines,
+        return coded(
+            "out_of_stock",
+            _(
+                "Stock cannot cover these entitlements; nothing was approved.\n%(lines)s\n"
+                "Receive the missing goods (or lower the quantities), then approve again.",
+                lines=lines,
+            ),
         )
 
     @api.model

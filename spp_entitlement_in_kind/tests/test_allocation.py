@@ -24,7 +24,9 @@ class TestAllocation(InkindCommon):
         what its entitlements were given, redeemed = Σ their redeemed quantities."""
         allocation.invalidate_recordset()
         entitlements = allocation.entitlement_ids
-        to_product = {e: e.uom_id._compute_quantity(1.0, e.product_id.uom_id, round=False) for e in entitlements}
+        to_product = {
+            e: e.uom_id._compute_quantity(1.0, e.product_id.uom_id, round=False) for e in entitlements
+        }
         self.assertAlmostEqual(
             allocation.quantity_committed, allocation.quantity_reserved + allocation.quantity_delivered
         )
@@ -75,7 +77,9 @@ class TestAllocation(InkindCommon):
         self.assertEqual(remainder.g2p_allocation_id, rice_a, "the split copied the allocation")
         self.assertAlmostEqual(remainder.product_qty, 6.0)
         self.assertEqual(entitlements.allocation_id, rice_a)
-        self.assertEqual(set(entitlements.mapped(lambda e: frozenset(e.move_ids.ids))), {frozenset((move | remainder).ids)})
+        self.assertEqual(
+            set(entitlements.mapped(lambda e: frozenset(e.move_ids.ids))), {frozenset((move | remainder).ids)}
+        )
         rice_a.invalidate_recordset()
         self.assertAlmostEqual(rice_a.quantity_delivered, 4.0)
         self.assertAlmostEqual(rice_a.quantity_committed, 10.0)
@@ -150,9 +154,9 @@ class TestAllocation(InkindCommon):
     def test_allocations_open_from_the_cycle(self):
         cycle = self.approved_cycle()
         self.assertFalse(
-            self.env["g2p.inkind.allocation"].with_user(self.officer).check_access_rights(
-                "read", raise_exception=False
-            ),
+            self.env["g2p.inkind.allocation"]
+            .with_user(self.officer)
+            .check_access_rights("read", raise_exception=False),
             "officers have no stock rights and see no allocation",
         )
         action = cycle.with_user(self.manager).action_open_inkind_allocations()
@@ -160,7 +164,9 @@ class TestAllocation(InkindCommon):
         allocations = self.env["g2p.inkind.allocation"].with_user(self.manager).search(action["domain"])
         self.assertEqual(len(allocations), 6)
         allocations.read(["display_name", "quantity_committed", "quantity_reserved", "entitlement_ids"])
-        self.env["g2p.inkind.allocation"].with_user(self.manager).get_views([(False, "form"), (False, "list")])
+        self.env["g2p.inkind.allocation"].with_user(self.manager).get_views(
+            [(False, "form"), (False, "list")]
+        )
 
 
 @tagged("post_install", "-at_install")

@@ -185,7 +185,9 @@ class TestStockInvariants(InkindCommon):
         for e in entitlements:
             allocation = e.allocation_id
             if not allocation:
-                self.assertNotIn(e.id, self.ever_approved, "%s: an approved entitlement has its allocation" % where)
+                self.assertNotIn(
+                    e.id, self.ever_approved, "%s: an approved entitlement has its allocation" % where
+                )
                 continue
             self.assertEqual(
                 (allocation.cycle_id, allocation.product_id, allocation.service_point_id),
@@ -202,7 +204,10 @@ class TestStockInvariants(InkindCommon):
         for allocation in allocations:
             target = committed[allocation] - delivered[allocation]
             self.assertAlmostEqual(
-                reserved[allocation], max(0.0, target), places=6, msg="%s: %s" % (where, allocation.display_name)
+                reserved[allocation],
+                max(0.0, target),
+                places=6,
+                msg="%s: %s" % (where, allocation.display_name),
             )
             figures = (
                 allocation.quantity_committed,
@@ -219,7 +224,9 @@ class TestStockInvariants(InkindCommon):
                 released[allocation],
             )
             for got, want in zip(figures, expected, strict=True):
-                self.assertAlmostEqual(got, want, places=6, msg="%s: %s figures" % (where, allocation.display_name))
+                self.assertAlmostEqual(
+                    got, want, places=6, msg="%s: %s figures" % (where, allocation.display_name)
+                )
             if allocation in open_move:
                 self.assertEqual(open_move[allocation].state, "assigned", where)
             if posted:
@@ -232,7 +239,9 @@ class TestStockInvariants(InkindCommon):
         # per product and warehouse, against the quantities Odoo reports
         for product, warehouse in self.start:
             start, now = self.start[(product, warehouse)], self.figures(product, warehouse)
-            mine = allocations.filtered(lambda a, p=product, w=warehouse: (a.product_id, a.warehouse_id) == (p, w))
+            mine = allocations.filtered(
+                lambda a, p=product, w=warehouse: (a.product_id, a.warehouse_id) == (p, w)
+            )
             out = sum(delivered[a] for a in mine)
             held = out + sum(reserved[a] for a in mine)
             self.assertAlmostEqual(start["on_hand"] - now["on_hand"], out, places=6, msg=where)

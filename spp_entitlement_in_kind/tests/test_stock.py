@@ -52,8 +52,9 @@ class TestReservation(InkindCommon):
             )
             self.assertEqual(move.location_id, entitlement.warehouse_id.lot_stock_id)
         self.assertAlmostEqual(
-            allocations.filtered(lambda a: a.product_id == self.rice and a.service_point_id == self.sp_a)
-            .quantity_reserved,
+            allocations.filtered(
+                lambda a: a.product_id == self.rice and a.service_point_id == self.sp_a
+            ).quantity_reserved,
             10.0,
         )
         self.assertEqual(cycle.with_user(self.manager).inkind_allocation_count, 6)
@@ -157,7 +158,9 @@ class TestReservation(InkindCommon):
     def test_two_step_warehouse_delivers_straight_from_stock(self):
         self.wh_north.delivery_steps = "pick_ship"
         cycle = self.approved_cycle()
-        moves = self.delivery_moves(cycle).filtered(lambda m: m.g2p_allocation_id.service_point_id == self.sp_a)
+        moves = self.delivery_moves(cycle).filtered(
+            lambda m: m.g2p_allocation_id.service_point_id == self.sp_a
+        )
         self.assertEqual(len(moves), 2)
         self.assertEqual(moves.location_id, self.wh_north.lot_stock_id)
         self.assertEqual(set(moves.mapped("state")), {"assigned"})
@@ -235,7 +238,9 @@ class TestPostingAndRelease(InkindCommon):
         )
         self.assertAlmostEqual(done.quantity, 8.5)
         self.assertAlmostEqual(remainder.product_uom_qty, 1.5)
-        self.assertEqual((e1 | e2).sudo().allocation_id, remainder.g2p_allocation_id, "the split kept the link")
+        self.assertEqual(
+            (e1 | e2).sudo().allocation_id, remainder.g2p_allocation_id, "the split kept the link"
+        )
         self.assertEqual(remainder.g2p_allocation_id, done.g2p_allocation_id)
         count = len(self.delivery_moves(cycle))
         # nothing new: nothing changes

@@ -184,7 +184,11 @@ class TestServiceRedemption(InkindRedemptionCase):
 
     def test_service_redeemed_like_a_good(self):
         consultation = self.env["product.product"].create(
-            {"name": "Consultation", "detailed_type": "service", "uom_id": self.env.ref("uom.product_uom_unit").id}
+            {
+                "name": "Consultation",
+                "detailed_type": "service",
+                "uom_id": self.env.ref("uom.product_uom_unit").id,
+            }
         )
         program = (
             self.env["g2p.program"]

@@ -433,7 +433,7 @@ def per_entitlement_baseline(registry, env_factory, cycle_id, count):
             [cycle_id, count],
         )
         entitlements = env["g2p.entitlement.inkind"].browse([row[0] for row in env.cr.fetchall()])
-        Stock = env["g2p.inkind.stock"]
+        Stock = env["g2p.inkind.allocation"]
         customers = Stock._customer_location()
         t0 = time.perf_counter()
         Procurement = env["procurement.group"].Procurement

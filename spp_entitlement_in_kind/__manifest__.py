@@ -15,6 +15,7 @@
         "views/g2p_program_entitlement_manager_inkind_views.xml",
         "views/g2p_program_views.xml",
         "views/g2p_entitlement_inkind_views.xml",
+        "views/g2p_inkind_allocation_views.xml",
         "views/g2p_cycle_views.xml",
         "views/spp_service_point_views.xml",
         "views/spp_entitlement_transaction_views.xml",

@@ -1,4 +1,5 @@
 from . import g2p_entitlement_manager_inkind
+from . import g2p_inkind_allocation
 from . import g2p_inkind_stock
 from . import g2p_entitlement_inkind
 from . import g2p_cycle

@@ -7,6 +7,9 @@ from odoo import _, api, fields, models
 from odoo.addons.g2p_programs_ext.models.g2p_cycle import DASHBOARD_STATE_GROUPS
 from odoo.addons.spp_entitlement_transactions.models.g2p_cycle import APPROVED_STATES
 from odoo.exceptions import AccessError, UserError
+from odoo.tools import SQL, float_round
+
+from ..refusal import coded
 
 _logger = logging.getLogger(__name__)
 
@@ -57,6 +60,10 @@ class G2PCycle(models.Model):
         copy=False,
         help="Groups the cycle's transfers (deliveries to beneficiaries and returns).",
     )
+    inkind_allocation_ids = fields.One2many(
+        "g2p.inkind.allocation", "cycle_id", string="In-kind allocations", readonly=True
+    )
+    inkind_allocation_count = fields.Integer(compute="_compute_inkind_allocation_count", string="Allocations")
     inkind_picking_count = fields.Integer(compute="_compute_inkind_picking_count", string="Transfers")
     inkind_coverage_html = fields.Html(
         compute="_compute_inkind_coverage_html",
@@ -72,6 +79,16 @@ class G2PCycle(models.Model):
             cycle.inkind_entitlement_count = sum(by_group.values())
             for key in DASHBOARD_STATE_GROUPS:
                 cycle["inkind_%s_count" % key] = by_group.get(key, 0)
+
+    def _compute_inkind_allocation_count(self):
+        # allocations are stock records: counted as superuser, like the transfers
+        counts = dict(
+            self.env["g2p.inkind.allocation"]
+            .sudo()
+            ._read_group([("cycle_id", "in", self.ids)], ["cycle_id"], ["__count"])
+        )
+        for cycle in self:
+            cycle.inkind_allocation_count = counts.get(cycle.sudo(), 0)
 
     def _compute_inkind_picking_count(self):
         # the roles of the suite have no stock rights: count as superuser
@@ -118,6 +135,17 @@ class G2PCycle(models.Model):
         action["context"] = {"create": False}
         return action
 
+    def action_open_inkind_allocations(self):
+        """The cycle's allocations (cycle × warehouse × service point × product, with their
+        quantities), read-only, for stock users and program managers.
+        :return: an ``ir.actions.act_window`` dict on ``g2p.inkind.allocation``."""
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "spp_entitlement_in_kind.g2p_inkind_allocation_action"
+        )
+        action["domain"] = [("cycle_id", "=", self.id)]
+        return action
+
     def action_post_deliveries(self):
         """Post to stock what was redeemed on the cycles' in-kind entitlements since the
         last posting: per cycle, warehouse, service point and product, the handed-out
@@ -130,7 +158,7 @@ class G2PCycle(models.Model):
         :raise AccessError: the user is not a cycle approver.
         """
         if not self.env.su and not self.env.user.has_group("g2p_programs_ext.group_cycle_approver"):
-            raise AccessError(_("[not_allowed] Only cycle approvers post deliveries."))
+            raise AccessError(coded("not_allowed", _("Only cycle approvers post deliveries.")))
         self.check_access_rule("read")
         for cycle in self:
             cycle._inkind_post_deliveries()
@@ -155,12 +183,12 @@ class G2PCycle(models.Model):
         """Scheduled action (hourly): post the deliveries of every approved or distributed
         cycle that reserved stock (closing posts the others one last time). A cycle that
         fails is logged and left for the next run."""
-        self.env.flush_all()
-        self.env.cr.execute(
-            """SELECT DISTINCT c.id FROM g2p_cycle c JOIN stock_move m ON m.g2p_cycle_id = c.id
-                WHERE c.state IN ('approved', 'distributed') ORDER BY c.id"""
+        groups = (
+            self.env["g2p.inkind.allocation"]
+            .sudo()
+            ._read_group([("cycle_id.state", "in", ("approved", "distributed"))], ["cycle_id"])
         )
-        cycle_ids = [row[0] for row in self.env.cr.fetchall()]
+        cycle_ids = sorted(cycle.id for (cycle,) in groups)
         for cycle in self.sudo().browse(cycle_ids):
             try:
                 with self.env.cr.savepoint():
@@ -184,51 +212,27 @@ class G2PCycle(models.Model):
 
     def _inkind_coverage(self):
         """Rows of the coverage table: per (warehouse, product), quantities in the
-        product's UoM. :return: list of dicts (warehouse, product, needed, reserved,
-        delivered, free, short)."""
+        product's UoM: what the stock-managed entitlements still awaiting approval need
+        (draft, pending), what the cycle's allocations hold reserved and delivered, the
+        free stock now and the shortage. Services are never counted.
+        :return: list of dicts (warehouse, product, needed, reserved, delivered, free, short)."""
         self.ensure_one()
-        Stock = self.env["g2p.inkind.stock"].sudo()
-        self.env.flush_all()
-        cr = self.env.cr
-        figures = defaultdict(lambda: {"needed": defaultdict(float), "reserved": 0.0, "delivered": 0.0})
-        cr.execute(
-            """SELECT COALESCE(sp.warehouse_id, mg.warehouse_id), e.product_id, e.uom_id, SUM(e.quantity)
-                 FROM g2p_entitlement_inkind e
-                 JOIN g2p_program_entitlement_manager_inkind_item it ON it.id = e.inkind_item_id
-                 JOIN g2p_program_entitlement_manager_inkind mg ON mg.id = it.manager_id
-                 LEFT JOIN spp_service_point sp ON sp.id = e.service_point_id
-                WHERE e.cycle_id = %s AND mg.manage_inventory AND e.state IN ('draft', 'pending_validation')
-                  AND COALESCE(sp.warehouse_id, mg.warehouse_id) IS NOT NULL
-                GROUP BY 1, 2, 3""",
-            [self.id],
-        )
-        for warehouse_id, product_id, uom_id, quantity in cr.fetchall():
-            figures[(warehouse_id, product_id)]["needed"][uom_id] += quantity
-        customers = Stock._customer_location().id
-        cr.execute(
-            """SELECT COALESCE(src.warehouse_id, dst.warehouse_id), m.product_id,
-                      SUM(CASE WHEN m.state NOT IN ('done', 'cancel') AND m.location_dest_id = %(c)s
-                               THEN m.product_qty ELSE 0 END),
-                      SUM(CASE WHEN m.state = 'done' AND m.location_dest_id = %(c)s THEN m.product_qty
-                               WHEN m.state = 'done' AND m.location_id = %(c)s THEN -m.product_qty
-                               ELSE 0 END)
-                 FROM stock_move m
-                 JOIN stock_location src ON src.id = m.location_id
-                 JOIN stock_location dst ON dst.id = m.location_dest_id
-                WHERE m.g2p_cycle_id = %(cycle)s
-                GROUP BY 1, 2""",
-            {"c": customers, "cycle": self.id},
-        )
-        for warehouse_id, product_id, reserved, delivered in cr.fetchall():
-            figures[(warehouse_id, product_id)]["reserved"] += reserved
-            figures[(warehouse_id, product_id)]["delivered"] += delivered
+        Allocation = self.env["g2p.inkind.allocation"].sudo()
+        figures = defaultdict(lambda: {"needed": 0.0, "reserved": 0.0, "delivered": 0.0})
+        for allocation in Allocation.search([("cycle_id", "=", self.id)]):
+            # the quantities of all the cycle's allocations come from one grouped query
+            row = figures[(allocation.warehouse_id.id, allocation.product_id.id)]
+            row["reserved"] += allocation.quantity_reserved
+            row["delivered"] += allocation.quantity_delivered
+        for (warehouse_id, product_id), needed in self._inkind_unapproved_needs().items():
+            figures[(warehouse_id, product_id)]["needed"] += needed
         Warehouse = self.env["stock.warehouse"].sudo()
         Product = self.env["product.product"].sudo()
         rows = []
         for (warehouse_id, product_id), fig in sorted(figures.items()):
             warehouse = Warehouse.browse(warehouse_id)
             product = Product.browse(product_id)
-            needed = Stock._product_qty(fig["needed"], product)
+            needed = float_round(fig["needed"], precision_rounding=Allocation._rounding(product))
             free = product.with_context(location=warehouse.lot_stock_id.id).free_qty
             rows.append(
                 {
@@ -242,6 +246,36 @@ class G2PCycle(models.Model):
                 }
             )
         return rows
+
+    def _inkind_unapproved_needs(self):
+        """{(warehouse id, product id): quantity in the product's UoM} that the cycle's
+        stock-managed entitlements in draft or pending validation need, each from the
+        warehouse that would serve it now (its service point's, else its manager's)."""
+        self.ensure_one()
+        self.env["g2p.entitlement.inkind"].flush_model()
+        self.env["spp.service.point"].flush_model(["warehouse_id"])
+        # Raw SQL: one aggregate over the cycle's entitlements (100,000) through their
+        # manager and service point, which _read_group cannot group by; reads only.
+        self.env.cr.execute(
+            SQL(
+                """SELECT COALESCE(sp.warehouse_id, mg.warehouse_id), e.product_id,
+                          SUM(e.quantity / eu.factor * pu.factor)
+                     FROM g2p_entitlement_inkind e
+                     JOIN g2p_program_entitlement_manager_inkind_item it ON it.id = e.inkind_item_id
+                     JOIN g2p_program_entitlement_manager_inkind mg ON mg.id = it.manager_id
+                     JOIN uom_uom eu ON eu.id = e.uom_id
+                     JOIN product_product pp ON pp.id = e.product_id
+                     JOIN product_template pt ON pt.id = pp.product_tmpl_id
+                     JOIN uom_uom pu ON pu.id = pt.uom_id
+                     LEFT JOIN spp_service_point sp ON sp.id = e.service_point_id
+                    WHERE e.cycle_id = %s AND mg.manage_inventory AND pt.type = 'product'
+                      AND e.state IN ('draft', 'pending_validation')
+                      AND COALESCE(sp.warehouse_id, mg.warehouse_id) IS NOT NULL
+                    GROUP BY 1, 2""",
+                self.id,
+            )
+        )
+        return {(warehouse_id, product_id): qty for warehouse_id, product_id, qty in self.env.cr.fetchall()}
 
     @api.model
     def _inkind_coverage_table(self, rows):

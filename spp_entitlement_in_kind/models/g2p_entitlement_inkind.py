@@ -1,8 +1,6 @@
-"""In-kind entitlements. Their stock work is done by ``g2p.inkind.stock``."""
+"""In-kind entitlements. Their stock is held by their allocation (``g2p.inkind.allocation``)."""
 
 from odoo import _, api, fields, models
-
-from .g2p_inkind_stock import MOVE_REL
 
 
 class G2PEntitlementInkind(models.Model):
@@ -75,16 +73,20 @@ class G2PEntitlementInkind(models.Model):
     # ------------------------------------------------------------------
     # Stock
     # ------------------------------------------------------------------
-    move_ids = fields.Many2many(
-        "stock.move",
-        MOVE_REL,
-        "entitlement_id",
-        "move_id",
-        string="Stock moves",
+    allocation_id = fields.Many2one(
+        "g2p.inkind.allocation",
+        index="btree_not_null",
+        ondelete="restrict",
         readonly=True,
         copy=False,
-        help="The delivery move that holds this entitlement's reservation (shared by the entitlements "
-        "of the same cycle, warehouse, service point and product).",
+        help="The cycle × warehouse × service point × product whose stock serves it, set when it is "
+        "approved with inventory management (never for a service).",
+    )
+    move_ids = fields.One2many(
+        related="allocation_id.move_ids",
+        string="Stock moves",
+        help="The moves of its allocation (shared by the entitlements of the same cycle, warehouse, "
+        "service point and product): the reserved delivery, the done deliveries and the returns.",
     )
 
     _sql_constraints = [

@@ -2,6 +2,8 @@ from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import float_round
 
+from ..refusal import coded
+
 
 class G2PEntitlementManagerInkind(models.Model):
     """Makes in-kind entitlements: one per cycle, beneficiary and item."""
@@ -127,7 +129,9 @@ class G2PEntitlementManagerInkind(models.Model):
 
 
 class G2PEntitlementManagerInkindItem(models.Model):
-    """A good of the basket: a storable product and a quantity per beneficiary."""
+    """An item of the basket: a storable product (a good whose stock is checked and
+    reserved when the manager manages inventory) or a service (never reserved), and a
+    quantity per beneficiary."""
 
     _name = "g2p.program.entitlement.manager.inkind.item"
     _inherit = ["g2p.program.entitlement.item.mixin"]
@@ -140,8 +144,9 @@ class G2PEntitlementManagerInkindItem(models.Model):
         "product.product",
         required=True,
         ondelete="restrict",
-        domain="[('detailed_type', '=', 'product')]",
-        help="A storable product: its stock is checked and reserved on approval.",
+        domain="[('detailed_type', 'in', ('product', 'service'))]",
+        help="A storable product (its stock is checked and reserved on approval when the manager "
+        "manages inventory) or a service (a consultation, a training: never reserved).",
     )
     quantity = fields.Float(
         required=True,
@@ -171,14 +176,19 @@ class G2PEntitlementManagerInkindItem(models.Model):
 
     @api.constrains("product_id")
     def _check_product(self):
+        """Goods are storable products, so that their stock can be checked and reserved;
+        a consumable (a good whose stock Odoo does not track) is refused ``[not_storable]``."""
         for item in self:
-            if item.product_id.detailed_type != "product":
+            if item.product_id.detailed_type not in ("product", "service"):
                 raise ValidationError(
-                    _(
-                        "[not_storable] %(item)s: %(product)s is not a storable product (a service or "
-                        "consumable has no stock to reserve). Choose a storable product.",
-                        item=item._item_label(),
-                        product=item.product_id.display_name,
+                    coded(
+                        "not_storable",
+                        _(
+                            "%(item)s: %(product)s is a consumable, whose stock is not tracked. Choose a storable "
+                            "product (its stock is reserved) or a service.",
+                            item=item._item_label(),
+                            product=item.product_id.display_name,
+                        ),
                     )
                 )
 

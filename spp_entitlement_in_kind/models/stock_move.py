@@ -4,24 +4,23 @@ from odoo import api, fields, models
 class StockMove(models.Model):
     _inherit = "stock.move"
 
-    g2p_cycle_id = fields.Many2one(
-        "g2p.cycle",
-        string="Distribution cycle",
+    g2p_allocation_id = fields.Many2one(
+        "g2p.inkind.allocation",
+        string="In-kind allocation",
         index="btree_not_null",
         ondelete="restrict",
         readonly=True,
-        help="The cycle whose in-kind entitlements this move delivers (or returns).",
+        help="The cycle × warehouse × service point × product whose in-kind entitlements this move "
+        "delivers (or returns). Copied onto the remainder when Odoo splits the move.",
     )
-    g2p_service_point_id = fields.Many2one(
-        "spp.service.point",
-        string="Service point",
+    g2p_cycle_id = fields.Many2one(
+        related="g2p_allocation_id.cycle_id",
+        string="Distribution cycle",
+        store=True,
         index="btree_not_null",
-        ondelete="restrict",
-        readonly=True,
-        help="The service point whose beneficiaries this move serves.",
     )
 
     @api.model
     def _prepare_merge_moves_distinct_fields(self):
-        # one move per cycle, warehouse, service point and product: never merge two of them
-        return super()._prepare_merge_moves_distinct_fields() + ["g2p_cycle_id", "g2p_service_point_id"]
+        # one move per allocation: never merge two of them
+        return super()._prepare_merge_moves_distinct_fields() + ["g2p_allocation_id"]

@@ -1,6 +1,8 @@
 from odoo import _, models
 from odoo.exceptions import UserError
 
+from ..refusal import coded
+
 
 class StockPicking(models.Model):
     _inherit = "stock.picking"
@@ -10,18 +12,21 @@ class StockPicking(models.Model):
             lambda p: (
                 p.state not in ("done", "cancel")
                 and p.picking_type_code == "outgoing"
-                and any(p.move_ids.mapped("g2p_cycle_id"))
+                and any(p.move_ids.mapped("g2p_allocation_id"))
             )
         )
         if managed:
             raise UserError(
-                _(
-                    "[managed_by_cycle] Transfer %(name)s delivers the in-kind entitlements of cycle %(cycle)s: "
-                    "its quantities are posted from the cycle (Post deliveries) as beneficiaries collect them, "
-                    "and released when entitlements are rejected, cancelled or expire. Do not validate or "
-                    "cancel it by hand.",
-                    name=managed[0].name,
-                    cycle=managed[0].move_ids.g2p_cycle_id[:1].name,
+                coded(
+                    "managed_by_cycle",
+                    _(
+                        "Transfer %(name)s delivers the in-kind entitlements of cycle %(cycle)s: "
+                        "its quantities are posted from the cycle (Post deliveries) as beneficiaries collect them, "
+                        "and released when entitlements are rejected, cancelled or expire. Do not validate or "
+                        "cancel it by hand.",
+                        name=managed[0].name,
+                        cycle=managed[0].move_ids.g2p_allocation_id.cycle_id[:1].name,
+                    ),
                 )
             )
 

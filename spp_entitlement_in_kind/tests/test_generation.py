@@ -113,8 +113,9 @@ class TestInkindBadInput(InkindCommon):
     def test_bad_items_refused_at_save(self):
         Item = self.env["g2p.program.entitlement.manager.inkind.item"].with_user(self.manager)
         base = {"manager_id": self.manager_inkind.id, "product_id": self.rice.id, "quantity": 1.0}
-        with self.assertRaisesRegex(ValidationError, r"\[not_storable\].*Delivery service"):
-            Item.create(dict(base, product_id=self.service.id))
+        soap = self.env["product.product"].create({"name": "Soap", "detailed_type": "consu"})
+        with self.assertRaisesRegex(ValidationError, r"\[not_storable\].*Soap"):
+            Item.create(dict(base, product_id=soap.id))
         with self.assertRaisesRegex(ValidationError, r"\[wrong_uom\].*Units.*Rice"):
             Item.create(dict(base, uom_id=self.unit.id))
         with self.assertRaisesRegex(ValidationError, r"\[bad_quantity\]"):

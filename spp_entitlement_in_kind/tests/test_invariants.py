@@ -5,9 +5,10 @@ invariants of the contract.
 Per product and warehouse, after every step:
 - on-hand drop = what the done moves delivered (net of returns);
 - forecast drop = free drop = reserved + delivered (reservations are really held);
-- per key (cycle × warehouse × service point × product): at most one open move, which
-  every linked entitlement points to, holding max(0, committed − delivered)
-  (committed: the quantity of an open entitlement, the redeemed quantity of any other);
+- per allocation (cycle × warehouse × service point × product): at most one open move,
+  holding max(0, committed − delivered) (committed: the quantity of an open entitlement,
+  the redeemed quantity of any other); its computed quantities (committed, redeemed,
+  delivered, reserved, released) are those figures;
 - reserved + delivered + released = approved (whenever no reversal waits to be returned);
 - right after a posting, delivered = redeemed for every key.
 """
@@ -159,58 +160,98 @@ class TestStockInvariants(InkindCommon):
 
     def check(self, cycle, entitlements, where, posted):
         customers = self.env.ref("stock.stock_location_customers")
-        warehouses = {w.lot_stock_id: w for w in (self.wh_main, self.wh_north)}
-        # from the stock moves, per key (product, warehouse, service point)
+        # from the stock moves, per allocation
         reserved = defaultdict(float)
         delivered = defaultdict(float)
         open_move = {}
         for move in self.env["stock.move"].search([("g2p_cycle_id", "=", cycle.id)]):
+            allocation = move.g2p_allocation_id
+            self.assertTrue(allocation, "%s: every move of the cycle has its allocation" % where)
             if move.location_dest_id == customers:
-                key = (move.product_id, warehouses[move.location_id], move.g2p_service_point_id)
+                self.assertEqual(move.location_id, allocation.warehouse_id.lot_stock_id, where)
                 if move.state == "done":
-                    delivered[key] += move.product_qty
+                    delivered[allocation] += move.product_qty
                 elif move.state != "cancel":
-                    self.assertNotIn(key, open_move, "%s: one open move per key" % where)
-                    open_move[key] = move
-                    reserved[key] += move.product_qty
+                    self.assertNotIn(allocation, open_move, "%s: one open move per allocation" % where)
+                    open_move[allocation] = move
+                    reserved[allocation] += move.product_qty
             elif move.state == "done":
-                key = (move.product_id, warehouses[move.location_dest_id], move.g2p_service_point_id)
-                delivered[key] -= move.product_qty
+                self.assertEqual(move.location_dest_id, allocation.warehouse_id.lot_stock_id, where)
+                delivered[allocation] -= move.product_qty
         # from the entitlements
         committed = defaultdict(float)
         redeemed = defaultdict(float)
+        released = defaultdict(float)
         for e in entitlements:
-            move = e.move_ids
-            if not move:
+            allocation = e.allocation_id
+            if not allocation:
+                self.assertNotIn(
+                    e.id, self.ever_approved, "%s: an approved entitlement has its allocation" % where
+                )
                 continue
-            self.assertEqual(len(move), 1, where)
-            key = (move.product_id, warehouses[move.location_id], move.g2p_service_point_id)
-            if key in open_move:
-                self.assertEqual(move, open_move[key], "%s: links follow the open move" % where)
-            committed[key] += self.product_qty(e, e.quantity if e.state in OPEN else e.quantity_redeemed)
-            redeemed[key] += self.product_qty(e, e.quantity_redeemed)
-        for key in set(committed) | set(open_move):
-            target = committed[key] - delivered[key]
-            self.assertAlmostEqual(reserved[key], max(0.0, target), places=6, msg="%s: key %s" % (where, key))
-            if key in open_move:
-                self.assertEqual(open_move[key].state, "assigned", where)
+            self.assertEqual(
+                (allocation.cycle_id, allocation.product_id, allocation.service_point_id),
+                (cycle, e.product_id, e.service_point_id),
+                where,
+            )
+            held = self.product_qty(e, e.quantity if e.state in OPEN else e.quantity_redeemed)
+            committed[allocation] += held
+            redeemed[allocation] += self.product_qty(e, e.quantity_redeemed)
+            released[allocation] += self.product_qty(e, e.quantity) - held
+        allocations = self.env["g2p.inkind.allocation"].search([("cycle_id", "=", cycle.id)])
+        allocations.invalidate_recordset()
+        self.assertEqual(allocations, self.env["g2p.inkind.allocation"].union(*committed), where)
+        for allocation in allocations:
+            target = committed[allocation] - delivered[allocation]
+            self.assertAlmostEqual(
+                reserved[allocation],
+                max(0.0, target),
+                places=6,
+                msg="%s: %s" % (where, allocation.display_name),
+            )
+            figures = (
+                allocation.quantity_committed,
+                allocation.quantity_redeemed,
+                allocation.quantity_delivered,
+                allocation.quantity_reserved,
+                allocation.quantity_released,
+            )
+            expected = (
+                committed[allocation],
+                redeemed[allocation],
+                delivered[allocation],
+                reserved[allocation],
+                released[allocation],
+            )
+            for got, want in zip(figures, expected, strict=True):
+                self.assertAlmostEqual(
+                    got, want, places=6, msg="%s: %s figures" % (where, allocation.display_name)
+                )
+            if allocation in open_move:
+                self.assertEqual(open_move[allocation].state, "assigned", where)
             if posted:
                 self.assertAlmostEqual(
-                    delivered[key], redeemed[key], places=6, msg="%s: key %s" % (where, key)
+                    delivered[allocation],
+                    redeemed[allocation],
+                    places=6,
+                    msg="%s: %s" % (where, allocation.display_name),
                 )
         # per product and warehouse, against the quantities Odoo reports
         for product, warehouse in self.start:
             start, now = self.start[(product, warehouse)], self.figures(product, warehouse)
-            out = sum(q for k, q in delivered.items() if k[:2] == (product, warehouse))
-            held = out + sum(q for k, q in reserved.items() if k[:2] == (product, warehouse))
+            mine = allocations.filtered(
+                lambda a, p=product, w=warehouse: (a.product_id, a.warehouse_id) == (p, w)
+            )
+            out = sum(delivered[a] for a in mine)
+            held = out + sum(reserved[a] for a in mine)
             self.assertAlmostEqual(start["on_hand"] - now["on_hand"], out, places=6, msg=where)
             self.assertAlmostEqual(start["forecast"] - now["forecast"], held, places=6, msg=where)
             self.assertAlmostEqual(start["free"] - now["free"], held, places=6, msg=where)
         # the contract's identity, whenever no reversal waits to be returned
-        if all(committed[k] - delivered[k] >= -1e-9 for k in committed):
+        if all(committed[a] - delivered[a] >= -1e-9 for a in committed):
             for product in (self.rice, self.oil):
-                stock = sum(q for k, q in reserved.items() if k[0] == product)
-                stock += sum(q for k, q in delivered.items() if k[0] == product)
+                mine = allocations.filtered(lambda a, p=product: a.product_id == p)
+                stock = sum(reserved[a] + delivered[a] for a in mine)
                 self.assertAlmostEqual(
                     stock + self.released[product],
                     self.approved[product],

@@ -174,3 +174,58 @@ class TestInkindRedemption(InkindRedemptionCase):
         self.assertEqual(
             len(Transaction.with_user(self.agent_b).search([("inkind_entitlement_id", "!=", False)])), 1
         )
+
+
+@tagged("post_install", "-at_install")
+class TestServiceRedemption(InkindRedemptionCase):
+    """An in-kind service (issue 21 item 5) beside a stock-managed good: redeemed through
+    the same API, never reserved nor posted to stock."""
+
+    def test_service_redeemed_like_a_good(self):
+        consultation = self.env["product.product"].create(
+            {
+                "name": "Consultation",
+                "detailed_type": "service",
+                "uom_id": self.env.ref("uom.product_uom_unit").id,
+            }
+        )
+        program = (
+            self.env["g2p.program"]
+            .with_user(self.manager)
+            .create({"name": "Rice and care", "eligibility_domain": "[('id', '=', %s)]" % self.house_a1.id})
+        )
+        manager = (
+            self.env["g2p.program.entitlement.manager.inkind"]
+            .with_user(self.manager)
+            .create(
+                {
+                    "program_id": program.id,
+                    "validation_group_id": self.validation_group.id,
+                    "warehouse_id": self.warehouse.id,
+                    "item_ids": [
+                        (0, 0, {"product_id": self.rice.id, "quantity": 5.0, "uom_id": self.kg.id}),
+                        (0, 0, {"product_id": consultation.id, "quantity": 2.0}),
+                    ],
+                }
+            )
+        )
+        self.assertTrue(manager.manage_inventory)
+        program.with_user(self.officer).enroll_eligible_registrants()
+        cycle = self.env["g2p.cycle"].browse(program.with_user(self.officer).create_new_cycle())
+        cycle.with_user(self.officer).prepare_entitlement()
+        cycle.with_user(self.officer).to_approve()
+        cycle.with_user(self.approver).approve()
+        cycle.with_user(self.validator).validate_entitlement()
+        by_product = {e.product_id: e for e in cycle.inkind_entitlement_ids}
+        rice, care = by_product[self.rice], by_product[consultation]
+        self.assertEqual((rice.state, care.state), ("approved", "approved"))
+        self.assertTrue(rice.sudo().allocation_id, "the good is reserved")
+        self.assertFalse(care.sudo().allocation_id, "the service is not")
+        agent = self.api(self.agent_a)
+        answer = agent.redeem(care.code, 1, self.point_a.id, "CARE-1")
+        self.assertEqual((answer["balance"], answer["state"]), (1.0, "approved"))
+        answer = agent.redeem(care.code, 1, self.point_a.id, "CARE-2")
+        self.assertEqual((answer["balance"], answer["state"]), (0.0, "redeemed"))
+        cycle.with_user(self.approver).action_post_deliveries()
+        self.assertFalse(self.env["stock.move"].sudo().search([("product_id", "=", consultation.id)]))
+        self.assertEqual(care.quantity_redeemed, 2.0)

@@ -33,17 +33,31 @@ class TestReservation(InkindCommon):
         self.assertEqual(len(moves.picking_id), 2, "one transfer per warehouse")
         self.assertEqual(moves.group_id, cycle.inkind_procurement_group_id)
         rice_north = moves.filtered(
-            lambda m: m.product_id == self.rice and m.g2p_service_point_id == self.sp_a
+            lambda m: m.product_id == self.rice and m.g2p_allocation_id.service_point_id == self.sp_a
         )
         self.assertEqual(rice_north.product_uom, self.kg, "grams converted to the product's kg")
         self.assertAlmostEqual(rice_north.product_uom_qty, 10.0)
         self.assertEqual(rice_north.location_id, self.wh_north.lot_stock_id)
-        for entitlement in cycle.inkind_entitlement_ids:
-            move = entitlement.sudo().move_ids
+        allocations = cycle.sudo().inkind_allocation_ids
+        self.assertEqual(len(allocations), 6)
+        self.assertEqual(allocations.move_ids, moves)
+        for entitlement in cycle.inkind_entitlement_ids.sudo():
+            allocation = entitlement.allocation_id
+            move = entitlement.move_ids
             self.assertEqual(len(move), 1)
-            self.assertEqual(move.product_id, entitlement.product_id)
-            self.assertEqual(move.g2p_service_point_id, entitlement.service_point_id)
+            self.assertEqual(move.g2p_allocation_id, allocation)
+            self.assertEqual(
+                (allocation.product_id, allocation.service_point_id, allocation.warehouse_id),
+                (entitlement.product_id, entitlement.service_point_id, entitlement.warehouse_id),
+            )
             self.assertEqual(move.location_id, entitlement.warehouse_id.lot_stock_id)
+        self.assertAlmostEqual(
+            allocations.filtered(
+                lambda a: a.product_id == self.rice and a.service_point_id == self.sp_a
+            ).quantity_reserved,
+            10.0,
+        )
+        self.assertEqual(cycle.with_user(self.manager).inkind_allocation_count, 6)
         self.assertEqual(cycle.with_user(self.approver).inkind_picking_count, 2)
         self.assertIn("North Hub", cycle.with_user(self.validator).inkind_coverage_html)
 
@@ -79,7 +93,7 @@ class TestReservation(InkindCommon):
         moves = self.delivery_moves(cycle)
         self.assertEqual(len(moves), 6)
         rice_north = moves.filtered(
-            lambda m: m.product_id == self.rice and m.g2p_service_point_id == self.sp_a
+            lambda m: m.product_id == self.rice and m.g2p_allocation_id.service_point_id == self.sp_a
         )
         self.assertAlmostEqual(rice_north.product_uom_qty, 10.0)
         self.assertEqual(rice_north.state, "assigned")
@@ -144,7 +158,9 @@ class TestReservation(InkindCommon):
     def test_two_step_warehouse_delivers_straight_from_stock(self):
         self.wh_north.delivery_steps = "pick_ship"
         cycle = self.approved_cycle()
-        moves = self.delivery_moves(cycle).filtered(lambda m: m.g2p_service_point_id == self.sp_a)
+        moves = self.delivery_moves(cycle).filtered(
+            lambda m: m.g2p_allocation_id.service_point_id == self.sp_a
+        )
         self.assertEqual(len(moves), 2)
         self.assertEqual(moves.location_id, self.wh_north.lot_stock_id)
         self.assertEqual(set(moves.mapped("state")), {"assigned"})
@@ -180,17 +196,23 @@ class TestReservation(InkindCommon):
         )
         wizard.action_confirm()
         self.assertEqual(set(entitlements[:2].mapped("state")), {"rejected"})
-        self.assertEqual(
-            entitlements[:2].sudo().move_ids.mapped("state"),
-            ["cancel"] * len(entitlements[:2].sudo().move_ids),
-        )
+        # what the two gave back no longer stands reserved for their allocations
+        for allocation in entitlements[:2].sudo().allocation_id:
+            self.assertAlmostEqual(allocation.quantity_reserved, allocation.quantity_committed)
+            self.assertAlmostEqual(
+                allocation.quantity_released,
+                sum(
+                    e.uom_id._compute_quantity(e.quantity, e.product_id.uom_id)
+                    for e in entitlements[:2].sudo().filtered(lambda e, a=allocation: e.allocation_id == a)
+                ),
+            )
 
 
 @tagged("post_install", "-at_install")
 class TestPostingAndRelease(InkindCommon):
     def rice_north(self, cycle):
         return self.delivery_moves(cycle).filtered(
-            lambda m: m.product_id == self.rice and m.g2p_service_point_id == self.sp_a
+            lambda m: m.product_id == self.rice and m.g2p_allocation_id.service_point_id == self.sp_a
         )
 
     def test_posting_delivers_what_was_handed_out(self):
@@ -216,7 +238,10 @@ class TestPostingAndRelease(InkindCommon):
         )
         self.assertAlmostEqual(done.quantity, 8.5)
         self.assertAlmostEqual(remainder.product_uom_qty, 1.5)
-        self.assertEqual((e1 | e2).sudo().move_ids, remainder, "the links follow the reservation")
+        self.assertEqual(
+            (e1 | e2).sudo().allocation_id, remainder.g2p_allocation_id, "the split kept the link"
+        )
+        self.assertEqual(remainder.g2p_allocation_id, done.g2p_allocation_id)
         count = len(self.delivery_moves(cycle))
         # nothing new: nothing changes
         cycle.with_user(self.approver).action_post_deliveries()
@@ -276,7 +301,7 @@ class TestPostingAndRelease(InkindCommon):
         after = self.figures(self.rice, self.wh_main)
         self.assertAlmostEqual(start["on_hand"] - after["on_hand"], 4.0)
         sp_b_rice = self.delivery_moves(cycle).filtered(
-            lambda m: m.product_id == self.rice and m.g2p_service_point_id == self.sp_b
+            lambda m: m.product_id == self.rice and m.g2p_allocation_id.service_point_id == self.sp_b
         )
         self.assertEqual(set(sp_b_rice.mapped("state")), {"done"})
 
@@ -317,7 +342,7 @@ class TestPostingAndRelease(InkindCommon):
         self.assertAlmostEqual(returns.quantity, 3.0)
         reserved = self.rice_north(cycle).filtered(lambda m: m.state == "assigned")
         self.assertAlmostEqual(reserved.product_uom_qty, 3.0)
-        self.assertEqual(e1.sudo().move_ids, reserved)
+        self.assertEqual(e1.sudo().allocation_id.move_ids, self.rice_north(cycle) | returns)
 
     def test_cycle_cancel_releases_everything(self):
         cycle = self.approved_cycle()

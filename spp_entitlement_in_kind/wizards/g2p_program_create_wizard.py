@@ -48,7 +48,7 @@ class G2PProgramCreateWizardInkindItem(models.TransientModel):
 
     wizard_id = fields.Many2one("g2p.program.create.wizard", required=True, ondelete="cascade")
     product_id = fields.Many2one(
-        "product.product", required=True, domain="[('detailed_type', '=', 'product')]"
+        "product.product", required=True, domain="[('detailed_type', 'in', ('product', 'service'))]"
     )
     quantity = fields.Float(
         required=True, default=1.0, digits="Product Unit of Measure", help="Per beneficiary, in the unit."

@@ -18,7 +18,9 @@ import time
 import xmlrpc.client
 from collections import Counter, defaultdict
 
-from tests.scenario import ROUNDING, World, percentile, run_threads
+from g2p_client import percentile
+
+from tests.scenario import ROUNDING, World, run_threads
 
 LONG = os.environ.get("G2P_LONG_TESTS") == "1"
 DURATION = 60 if LONG else 15

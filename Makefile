@@ -4,7 +4,7 @@ HOUSEHOLDS ?= 2000
 DEV_DB ?= g2p_dev
 ADDON ?= spp_service_points
 
-.PHONY: setup demo test bench lint dev-db pytest-odoo
+.PHONY: setup demo test bench lint dev-db pytest-odoo i18n
 
 setup:
 	@bash setup/setup.sh
@@ -23,6 +23,9 @@ dev-db: setup  ## a database to develop against: the five addons installed (run 
 
 pytest-odoo: setup  ## one addon's tests with pytest-odoo in that database: make pytest-odoo ADDON=spp_service_points
 	@$(PY) setup/dev_db.py --db $(DEV_DB) --test $(ADDON) $(ARGS)
+
+i18n: setup  ## <addon>/i18n/<addon>.pot for every addon, by Odoo's exporter (fresh database; ARGS="--db g2p_dev" to reuse one)
+	@$(PY) setup/i18n.py $(ARGS)
 
 lint: setup
 	@.venv/bin/pre-commit run --all-files

@@ -2,7 +2,8 @@
 """The suite's test command (README command 2).
 
 Creates a fresh, uniquely named database, installs the five addons with Odoo's test
-runner (``--test-enable``: every addon's tests), runs one addon's tests again with
+runner (``--test-enable``: every addon's tests), checks the committed translation
+templates against Odoo's export (setup/i18n.py), runs one addon's tests again with
 pytest-odoo in that database (the developer's loop of ``make pytest-odoo``, kept
 working), then runs the top-level ``tests/`` with pytest against that database, and
 drops the database at the end, pass or fail.
@@ -173,6 +174,23 @@ def run_pytest_odoo(db, addon, junit_path):
     return passed, failed, problems
 
 
+def check_translation_templates(db):
+    """The committed ``<addon>/i18n/<addon>.pot`` against Odoo's export from ``db``
+    (setup/i18n.py --check). Returns (0, 0, problems): a check, not a test."""
+    cmd = [
+        str(REPO / ".venv" / "bin" / "python"),
+        str(REPO / "setup" / "i18n.py"),
+        "--db",
+        db,
+        "--check",
+        *ADDONS,
+    ]
+    print("[test] " + " ".join(cmd), flush=True)
+    rc = subprocess.run(cmd, cwd=REPO).returncode
+    problems = [] if rc == 0 else ["translation templates out of date (or not exported): run `make i18n`"]
+    return 0, 0, problems
+
+
 def junit_counts(junit_path):
     """(passed, failed + errored) in pytest's JUnit XML report; skipped tests are neither.
     (0, 0) when there is no report."""
@@ -227,9 +245,9 @@ def main():
         ADDONS[:] = args.addons.split(",")
     if args.long:
         os.environ["G2P_LONG_TESTS"] = "1"
+    whole = not args.test_tags and not args.pytest_only  # every addon's Odoo tests run
     pytest_odoo = args.pytest_odoo
     if pytest_odoo is None:
-        whole = not args.test_tags and not args.pytest_only
         pytest_odoo = PYTEST_ODOO_ADDON if whole and PYTEST_ODOO_ADDON in ADDONS else "none"
     elif pytest_odoo != "none" and pytest_odoo not in ADDONS:
         ap.error(f"--pytest-odoo {pytest_odoo}: not among the installed addons ({', '.join(ADDONS)})")
@@ -255,6 +273,8 @@ def main():
                 str(free_port()),
             ]
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        if whole:
+            runs.append((*check_translation_templates(db), False))
         if pytest_odoo != "none":
             junit = LOG_DIR / f"{db}.pytest-odoo.junit.xml"
             # repeated: Odoo's runner counted these tests (unless --pytest-only skipped it)

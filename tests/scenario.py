@@ -2,7 +2,8 @@
 XML-RPC the way setup/demo.py does it (a warehouse with stock, service points with an
 agent and a device API key each, users of each role, a program with an in-kind manager,
 a cycle run through preparation and approval), and the checks that every test repeats
-(the ledger of each entitlement, the stock figures of CONTRACT.md).
+(the ledger of each entitlement, the stock invariants of
+spp_entitlement_in_kind/readme/DESCRIPTION.md).
 
 Everything is created with a unique tag, in its own warehouse and with its own
 products, so that several worlds live in one database without touching each other's
@@ -314,10 +315,10 @@ class World:
         }
 
     def check_stock(self, cycle, posted=True):
-        """CONTRACT.md's stock invariants for the world's (only) cycle, per product:
-        reserved (on hand − free) and the forecast drop = what approved open
-        entitlements still hold; once deliveries are posted (``posted``), on hand dropped
-        by exactly what was handed out. :return: {product id: figures}."""
+        """The stock invariants (spp_entitlement_in_kind/readme/DESCRIPTION.md) for the
+        world's (only) cycle, per product: reserved (on hand − free) and the forecast
+        drop = what approved open entitlements still hold; once deliveries are posted
+        (``posted``), on hand dropped by exactly what was handed out. :return: {product id: figures}."""
         rows = self.entitlements(cycle)
         stock = self.stock()
         figures = {}

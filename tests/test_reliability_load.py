@@ -7,8 +7,8 @@ retries of earlier requests.
 
 Afterwards: no entitlement above its quantity, Σ transactions = quantity redeemed for
 every entitlement, every redemption the clients were told succeeded is there exactly
-once (and none other), and the stock invariants of CONTRACT.md hold once deliveries are
-posted. Requests/s and p95 latency are printed (``-s``) for the README.
+once (and none other), and the stock invariants of
+spp_entitlement_in_kind/readme/DESCRIPTION.md hold once deliveries are posted. Requests/s and p95 latency are printed (``-s``) for the README.
 """
 
 import os

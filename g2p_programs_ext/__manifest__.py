@@ -3,6 +3,7 @@
     "summary": "Registry, programs, cycles, memberships, entitlement lifecycle, cash entitlements, CEL eligibility and queue_job processing.",
     "version": "17.0.1.0.0",
     "author": "G2P In-kind Suite contributors",
+    "maintainers": ["g2p-inkind"],
     "website": "https://github.com/g2p-inkind/g2p-inkind-suite",
     "license": "LGPL-3",
     "category": "Social Protection",

@@ -4,7 +4,7 @@ Eligibility expressions, entitlement conditions and formulas all go through here
 expressions are compiled once per text and cached; activations are built from an
 explicit allow-list of registrant facts, read with one query per batch.
 
-Activation (the contract, ``CONTRACT.md``, "Entitlement managers"):
+Activation (documented in ``readme/USAGE.md``, "CEL"):
 - ``me``: the beneficiary: ``id_number``, ``age``, ``gender``, ``birthdate`` (ISO
   string), ``has_disability``, ``is_pregnant``, ``household_size``, ``is_group``. A fact
   that is not known (no birthdate, hence no age) is absent: an expression that reads it

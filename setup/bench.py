@@ -50,6 +50,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "setup"))
 
+from g2p_client import Client, percentile  # noqa: E402
 from odoo_server import ADDONS, OdooServer, odoo_bin  # noqa: E402
 
 PHASES = ("cash", "inkind", "redemption", "closing")
@@ -606,25 +607,14 @@ class MemorySampler(threading.Thread):
         return max(self.peak_kb.values(), default=0) / 1024
 
 
-class Devices:
-    """The agents' devices: XML-RPC clients with their API keys (a thread-local proxy each)."""
-
-    def __init__(self, url, db, devices):
-        self.url, self.db, self.devices = url, db, devices
-        self._local = threading.local()
-        common = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common")
-        for device in devices:
-            uid = common.authenticate(db, device["login"], device["key"], {})
-            if uid != device["uid"]:
-                raise RuntimeError(f"{device['login']} could not log in with its API key")
-
-    def call(self, index, model, method, *args, **kwargs):
-        if not hasattr(self._local, "proxy"):
-            self._local.proxy = xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/object", allow_none=False)
-        device = self.devices[index]
-        return self._local.proxy.execute_kw(
-            self.db, device["uid"], device["key"], model, method, list(args), kwargs
-        )
+def device_clients(url, db, devices):
+    """The agents' devices: one XML-RPC client each, logged in with its API key."""
+    clients = []
+    for device in devices:
+        clients.append(Client(url, db, device["login"], device["key"]))
+        if clients[-1].uid != device["uid"]:
+            raise RuntimeError(f"{device['login']} could not log in with its API key")
+    return clients
 
 
 def run_concurrently(requests, send):
@@ -644,11 +634,6 @@ def run_concurrently(requests, send):
     with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
         list(pool.map(one, range(len(requests))))
     return time.perf_counter() - t0, latencies, results
-
-
-def percentile(values, share):
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)] if ordered else 0.0
 
 
 def redemption_plan(env, world, cycle_ids, count, taken, seed):
@@ -717,21 +702,21 @@ def bench_redemption(
     server, registry, env_factory, size, world, cycle_ids, count, taken, table, informative=False
 ):
     workers = server.workers
-    devices = Devices(server.url, server.db, world["devices"])
+    devices = device_clients(server.url, server.db, world["devices"])
     # warm up: each device once on each worker (a key is checked once per worker, then cached)
     warm = [(i % CLIENTS, world["devices"][i % CLIENTS]["point"]) for i in range(CLIENTS * workers * 2)]
     run_concurrently(
         warm,
-        lambda r: devices.call(
-            r[0], "spp.service.point", "search_read", [("id", "=", r[1])], fields=["name"]
+        lambda r: devices[r[0]].call(
+            "spp.service.point", "search_read", [("id", "=", r[1])], fields=["name"]
         ),
     )
 
     trivial = [(i % CLIENTS, world["devices"][i % CLIENTS]["point"]) for i in range(count)]
     trivial_seconds, trivial_latencies, trivial_results = run_concurrently(
         trivial,
-        lambda r: devices.call(
-            r[0], "spp.service.point", "search_read", [("id", "=", r[1])], fields=["name"]
+        lambda r: devices[r[0]].call(
+            "spp.service.point", "search_read", [("id", "=", r[1])], fields=["name"]
         ),
     )
     trivial_rate = count / trivial_seconds
@@ -741,7 +726,7 @@ def bench_redemption(
         plan = redemption_plan(env_factory(cr), world, cycle_ids, count, taken, seed=workers)
     seconds, latencies, results = run_concurrently(
         plan,
-        lambda r: devices.call(r[0], "spp.entitlement.transaction", "redeem", r[1], r[2], r[3], r[4]),
+        lambda r: devices[r[0]].call("spp.entitlement.transaction", "redeem", r[1], r[2], r[3], r[4]),
     )
     rate = len(plan) / seconds
     p95 = percentile(latencies, 0.95) * 1000
@@ -794,13 +779,7 @@ def bench_redemption(
 
 
 def admin_proxy(server):
-    uid = server.proxy("common").authenticate(server.db, "admin", "admin", {})
-    models = server.proxy("object")
-
-    def call(model, method, *args, **kwargs):
-        return models.execute_kw(server.db, uid, "admin", model, method, list(args), kwargs)
-
-    return call
+    return Client(server.url, server.db, "admin", "admin")
 
 
 def bench_posting(server, registry, env_factory, inkind_cycle_id, table):

@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO / "setup"))
 
 from demo_data import RATION, generate, quantity_per_person, write_csv  # noqa: E402
 from demo_data.goods import HOUSEHOLD_SIZE_CAP  # noqa: E402
+from g2p_client import Client  # noqa: E402
 from odoo_server import ADDONS, OdooServer, odoo_bin  # noqa: E402
 
 PASSWORD = "demo"  # the demo users' password (printed at the end)
@@ -96,56 +97,6 @@ class Steps:
                     say(f"{name}: {seconds:.1f} s")
 
         return _Step()
-
-
-# ----------------------------------------------------------------------------------
-# XML-RPC
-# ----------------------------------------------------------------------------------
-class Client:
-    """One user's XML-RPC session (authenticates once: a password check costs ~0.4 s)."""
-
-    def __init__(self, url, db, login, password):
-        self.url, self.db, self.login, self.password = url, db, login, password
-        self.uid = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common").authenticate(db, login, password, {})
-        if not self.uid:
-            raise RuntimeError(f"{login} could not log in")
-        self._local = threading.local()
-
-    @property
-    def models(self):
-        if not hasattr(self._local, "proxy"):
-            self._local.proxy = xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/object", allow_none=False)
-        return self._local.proxy
-
-    def call(self, model, method, *args, **kwargs):
-        return self.models.execute_kw(self.db, self.uid, self.password, model, method, list(args), kwargs)
-
-    def call_void(self, model, method, *args, **kwargs):
-        """For Odoo's own methods that return None: Odoo 17's XML-RPC cannot marshal it
-        and answers a fault after the work is committed (ENVIRONMENT.md)."""
-        try:
-            return self.call(model, method, *args, **kwargs)
-        except xmlrpc.client.Fault as fault:
-            if "cannot marshal None" not in fault.faultString:
-                raise
-            return True
-
-    def ref(self, xmlid):
-        module, name = xmlid.split(".")
-        rows = self.call(
-            "ir.model.data", "search_read", [("module", "=", module), ("name", "=", name)], fields=["res_id"]
-        )
-        return rows[0]["res_id"]
-
-    def wait_unlocked(self, model, record_id, timeout=1800):
-        """Wait until the record's jobs end (its ``locked`` flag drops)."""
-        t0 = time.time()
-        while time.time() - t0 < timeout:
-            row = self.call(model, "read", [record_id], ["locked"])[0]
-            if not row["locked"]:
-                return
-            time.sleep(0.5)
-        raise RuntimeError(f"{model} {record_id} still locked after {timeout} s: see the server log")
 
 
 def load_csv(client, model, path, batch=IMPORT_BATCH, label=None):

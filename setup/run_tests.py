@@ -2,15 +2,19 @@
 """The suite's test command (README command 2).
 
 Creates a fresh, uniquely named database, installs the five addons with Odoo's test
-runner (``--test-enable``: every addon's tests), then runs the top-level ``tests/``
-with pytest against that database, and drops the database at the end, pass or fail.
+runner (``--test-enable``: every addon's tests), checks the committed translation
+templates against Odoo's export (setup/i18n.py), runs one addon's tests again with
+pytest-odoo in that database (the developer's loop of ``make pytest-odoo``, kept
+working), then runs the top-level ``tests/`` with pytest against that database, and
+drops the database at the end, pass or fail.
 
 Fails (exit 1) on a failed or erroring test, an addon that does not install, any
 ``ERROR`` or ``CRITICAL`` line in Odoo's log, or when no test ran. Ends with one line
-``N passed, N failed``.
+``N passed, N failed`` that counts each test once: the pytest-odoo run repeats tests
+that Odoo's runner counted, so its failures are added and its passes are not.
 
 Usage: .venv/bin/python setup/run_tests.py [--keep-db] [--long] [--test-tags TAGS]
-       [--addons-only | --pytest-only] [pytest args...]
+       [--addons-only | --pytest-only] [--pytest-odoo ADDON] [pytest args...]
 """
 
 import argparse
@@ -26,9 +30,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "setup"))
 
+from dev_db import pytest_odoo_command  # noqa: E402
 from odoo_server import ADDONS, free_port, odoo_bin  # noqa: E402
 
 LOG_DIR = REPO / "var" / "test-logs"
+# The addon whose tests run a second time with pytest-odoo (``--pytest-odoo`` changes it).
+PYTEST_ODOO_ADDON = "spp_service_points"
 # Odoo 17 prints, once the tests of a run are done:
 #   odoo.tests.result: 0 failed, 0 error(s) of 42 tests when loading database 'x'
 RESULT_RE = re.compile(r"odoo\.tests\.result: (\d+) failed, (\d+) error\(s\) of (\d+) tests")
@@ -164,7 +171,54 @@ def run_pytest(db, extra, junit_path):
     cmd += extra if paths else ["tests", *extra]
     print("[test] " + " ".join(cmd), flush=True)
     rc = subprocess.run(cmd, cwd=REPO, env=env).returncode
+    passed, failed = junit_counts(junit_path)
     problems = []
+    if rc == 5:
+        problems.append("pytest collected no test in tests/")
+    elif rc != 0:
+        problems.append(f"pytest exited with {rc}")
+    problems += scan_server_logs(server_logs)
+    return passed, failed, problems
+
+
+def run_pytest_odoo(db, addon, junit_path):
+    """``addon``'s tests with pytest-odoo in ``db`` (installed by the Odoo tests), as
+    ``make pytest-odoo`` runs them. Returns (passed, failed, problems)."""
+    cmd = pytest_odoo_command(db, addon, ["-q", f"--junitxml={junit_path}"])
+    print("[test] " + " ".join(cmd), flush=True)
+    rc = subprocess.run(cmd, cwd=REPO).returncode
+    passed, failed = junit_counts(junit_path)
+    problems = []
+    if rc == 5:
+        problems.append(f"pytest-odoo collected no test in {addon}/tests")
+    elif rc != 0:
+        problems.append(f"pytest-odoo exited with {rc} on {addon}/tests")
+    print(
+        f"[test] pytest-odoo, {addon}: {passed} passed, {failed} failed (passes already counted by Odoo's runner)"
+    )
+    return passed, failed, problems
+
+
+def check_translation_templates(db):
+    """The committed ``<addon>/i18n/<addon>.pot`` against Odoo's export from ``db``
+    (setup/i18n.py --check). Returns (0, 0, problems): a check, not a test."""
+    cmd = [
+        str(REPO / ".venv" / "bin" / "python"),
+        str(REPO / "setup" / "i18n.py"),
+        "--db",
+        db,
+        "--check",
+        *ADDONS,
+    ]
+    print("[test] " + " ".join(cmd), flush=True)
+    rc = subprocess.run(cmd, cwd=REPO).returncode
+    problems = [] if rc == 0 else ["translation templates out of date (or not exported): run `make i18n`"]
+    return 0, 0, problems
+
+
+def junit_counts(junit_path):
+    """(passed, failed + errored) in pytest's JUnit XML report; skipped tests are neither.
+    (0, 0) when there is no report."""
     passed = failed = 0
     if junit_path.exists():
         root = ET.parse(junit_path).getroot()
@@ -174,11 +228,25 @@ def run_pytest(db, extra, junit_path):
             s = int(suite.get("skipped", 0))
             passed += n - f - s
             failed += f
-    if rc == 5:
-        problems.append("pytest collected no test in tests/")
-    elif rc != 0:
-        problems.append(f"pytest exited with {rc}")
-    problems += scan_server_logs(server_logs)
+    return passed, failed
+
+
+def final_counts(runs):
+    """The final line's figures from ``runs``: [(passed, failed, problems, repeated)],
+    ``repeated`` True for a run of tests another run already counted (pytest-odoo after
+    Odoo's runner): its failures are added, its passes are not. A problem outside a test
+    (install error, ERROR line, nothing collected) still fails the run: at least 1 failed.
+    Returns (passed, failed, problems)."""
+    passed = failed = 0
+    problems = []
+    for run_passed, run_failed, run_problems, repeated in runs:
+        passed += 0 if repeated else run_passed
+        failed += run_failed
+        problems += run_problems
+    if passed + failed == 0:
+        problems.append("no test ran")
+    if problems and failed == 0:
+        failed = 1
     return passed, failed, problems
 
 
@@ -190,24 +258,33 @@ def main():
     ap.add_argument("--addons", help="comma-separated addons to install (default: the five)")
     ap.add_argument("--addons-only", action="store_true")
     ap.add_argument("--pytest-only", action="store_true")
+    ap.add_argument(
+        "--pytest-odoo",
+        metavar="ADDON",
+        help=f"run ADDON's tests again with pytest-odoo after Odoo's runner (default: {PYTEST_ODOO_ADDON} "
+        "when Odoo's tests run whole, none when --test-tags narrows them; 'none' skips)",
+    )
     ap.add_argument("pytest_args", nargs="*")
     args = ap.parse_args()
     if args.addons:
         ADDONS[:] = args.addons.split(",")
     if args.long:
         os.environ["G2P_LONG_TESTS"] = "1"
+    whole = not args.test_tags and not args.pytest_only  # every addon's Odoo tests run
+    pytest_odoo = args.pytest_odoo
+    if pytest_odoo is None:
+        pytest_odoo = PYTEST_ODOO_ADDON if whole and PYTEST_ODOO_ADDON in ADDONS else "none"
+    elif pytest_odoo != "none" and pytest_odoo not in ADDONS:
+        ap.error(f"--pytest-odoo {pytest_odoo}: not among the installed addons ({', '.join(ADDONS)})")
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     db = f"g2p_test_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}"
     t0 = time.time()
-    passed = failed = 0
-    problems = []
+    runs = []  # (passed, failed, problems, repeated)
     try:
         print(f"[test] database {db}", flush=True)
         if not args.pytest_only:
-            p, f, pr = run_odoo_tests(db, args.test_tags, LOG_DIR / f"{db}.log")
-            passed, failed = passed + p, failed + f
-            problems += pr
+            runs.append((*run_odoo_tests(db, args.test_tags, LOG_DIR / f"{db}.log"), False))
         else:
             # top-level tests still need the addons installed
             cmd = odoo_bin() + [
@@ -221,20 +298,21 @@ def main():
                 str(free_port()),
             ]
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        if whole:
+            runs.append((*check_translation_templates(db), False))
+        if pytest_odoo != "none":
+            junit = LOG_DIR / f"{db}.pytest-odoo.junit.xml"
+            # repeated: Odoo's runner counted these tests (unless --pytest-only skipped it)
+            runs.append((*run_pytest_odoo(db, pytest_odoo, junit), not args.pytest_only))
         if not args.addons_only:
-            p, f, pr = run_pytest(db, args.pytest_args, LOG_DIR / f"{db}.junit.xml")
-            passed, failed = passed + p, failed + f
-            problems += pr
+            runs.append((*run_pytest(db, args.pytest_args, LOG_DIR / f"{db}.junit.xml"), False))
     finally:
         if not args.keep_db:
             drop_db(db)
-    if passed + failed == 0:
-        problems.append("no test ran")
+    passed, failed, problems = final_counts(runs)
     print(f"[test] {time.time() - t0:.0f} s; full Odoo log in {LOG_DIR / (db + '.log')}")
     for pr in problems:
         print(f"[test] FAILED: {pr}")
-    if problems and failed == 0:
-        failed = 1  # a problem outside a test (install error, ERROR line) still fails the run
     print(f"{passed} passed, {failed} failed")
     return 1 if (problems or failed) else 0
 

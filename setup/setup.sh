@@ -53,7 +53,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$sta
     # 79: its pkg_resources cannot find zope.interface, whose wheels name their metadata
     # zope_interface, and the gevent process (workers > 0) then dies at start, over and over)
     pipi "pip>=23" "setuptools>=79,<80" wheel
-    # Odoo's requirements, adapted (ENVIRONMENT.md): psycopg2 from a wheel, no
+    # Odoo's requirements, adapted (README, *What the setup does*): psycopg2 from a wheel, no
     # python-ldap (only auth_ldap needs it, and it needs system headers).
     grep -vE '^\s*(psycopg2|python-ldap)\b' "$ODOO_SRC/requirements.txt" > "$VENV/odoo-requirements.txt"
     echo "psycopg2-binary==2.9.9" >> "$VENV/odoo-requirements.txt"

@@ -3,6 +3,7 @@
     "summary": "Scheduled closing of ended cycles: redeemed, partially redeemed and expired entitlements (and, with spp_entitlement_in_kind, stock released).",
     "version": "17.0.1.0.0",
     "author": "G2P In-kind Suite contributors",
+    "maintainers": ["g2p-inkind"],
     "website": "https://github.com/g2p-inkind/g2p-inkind-suite",
     "license": "LGPL-3",
     "category": "Social Protection",

@@ -3,6 +3,7 @@
     "summary": "Service points where beneficiaries collect their benefits, and the agents who serve them.",
     "version": "17.0.1.0.0",
     "author": "G2P In-kind Suite contributors",
+    "maintainers": ["g2p-inkind"],
     "website": "https://github.com/g2p-inkind/g2p-inkind-suite",
     "license": "LGPL-3",
     "category": "Social Protection",

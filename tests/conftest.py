@@ -2,10 +2,19 @@
 and an Odoo server started on a free localhost port when a test needs one."""
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 from tests.odoo_server import OdooServer
+
+# setup/ on sys.path, as the scripts there do: the tests share their XML-RPC client
+# (setup/g2p_client.py). setup/ is not importable as a package under the Odoo
+# virtualenv (Odoo's own setup.py shadows it).
+SETUP_DIR = str(Path(__file__).resolve().parent.parent / "setup")
+if SETUP_DIR not in sys.path:
+    sys.path.insert(0, SETUP_DIR)
 
 
 @pytest.fixture(scope="session")

@@ -2,31 +2,22 @@
 XML-RPC the way setup/demo.py does it (a warehouse with stock, service points with an
 agent and a device API key each, users of each role, a program with an in-kind manager,
 a cycle run through preparation and approval), and the checks that every test repeats
-(the ledger of each entitlement, the stock figures of CONTRACT.md).
+(the ledger of each entitlement, the stock invariants of
+spp_entitlement_in_kind/readme/DESCRIPTION.md).
 
 Everything is created with a unique tag, in its own warehouse and with its own
 products, so that several worlds live in one database without touching each other's
 figures.
 """
 
-import importlib.util
 import math
 import threading
 import time
 import uuid
-import xmlrpc.client
 from collections import defaultdict
 from datetime import date, timedelta
-from pathlib import Path
 
-_spec = importlib.util.spec_from_file_location(
-    "g2p_demo", Path(__file__).resolve().parent.parent / "setup" / "demo.py"
-)
-_demo = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_demo)
-
-# One user's XML-RPC session (thread-safe: one ServerProxy per thread).
-Client = _demo.Client
+from g2p_client import Client
 
 PASSWORD = "reliability-pass"
 ROLE_GROUPS = {
@@ -36,14 +27,6 @@ ROLE_GROUPS = {
     "validator2": "g2p_programs_ext.group_program_validator",
 }
 ROUNDING = 0.005  # half of the kg's rounding (0.01): two figures this close are equal
-
-
-def percentile(values, fraction):
-    """The ``fraction`` percentile (nearest rank) of ``values`` (seconds), 0 when empty."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 class World:
@@ -214,15 +197,13 @@ class World:
         return self._clients[role]
 
     def device(self, point_index=0):
-        """A device at service point ``point_index``: its own ServerProxy, calling the
+        """A device at service point ``point_index``: an XML-RPC client calling the
         redemption API as the point's agent with the device key. Returns call(method, *args)."""
         point = self.points[point_index]
-        models = xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/object", allow_none=False)
+        device = Client(self.url, self.db, point["login"], point["key"], uid=point["agent_id"])
 
         def call(method, *args):
-            return models.execute_kw(
-                self.db, point["agent_id"], point["key"], "spp.entitlement.transaction", method, list(args)
-            )
+            return device.call("spp.entitlement.transaction", method, *args)
 
         return call
 
@@ -334,10 +315,10 @@ class World:
         }
 
     def check_stock(self, cycle, posted=True):
-        """CONTRACT.md's stock invariants for the world's (only) cycle, per product:
-        reserved (on hand − free) and the forecast drop = what approved open
-        entitlements still hold; once deliveries are posted (``posted``), on hand dropped
-        by exactly what was handed out. :return: {product id: figures}."""
+        """The stock invariants (spp_entitlement_in_kind/readme/DESCRIPTION.md) for the
+        world's (only) cycle, per product: reserved (on hand − free) and the forecast
+        drop = what approved open entitlements still hold; once deliveries are posted
+        (``posted``), on hand dropped by exactly what was handed out. :return: {product id: figures}."""
         rows = self.entitlements(cycle)
         stock = self.stock()
         figures = {}

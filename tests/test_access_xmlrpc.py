@@ -16,9 +16,9 @@ and change nothing. ``G2P_LONG_TESTS=1`` runs more examples.
 import math
 import os
 import uuid
-import xmlrpc.client
 
 import pytest
+from g2p_client import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,41 +26,16 @@ ADMIN = ("admin", "admin")
 LONG = os.environ.get("G2P_LONG_TESTS") == "1"
 ROLES = ("officer", "validator", "approver", "manager", "agent", "internal", "portal")
 GROUPS = {
-    "officer": ("g2p_programs_ext", "group_program_officer"),
-    "validator": ("g2p_programs_ext", "group_program_validator"),
-    "approver": ("g2p_programs_ext", "group_cycle_approver"),
-    "manager": ("g2p_programs_ext", "group_program_manager"),
-    "agent": ("spp_service_points", "group_service_point_agent"),
-    "internal": ("base", "group_user"),
-    "portal": ("base", "group_portal"),
+    "officer": "g2p_programs_ext.group_program_officer",
+    "validator": "g2p_programs_ext.group_program_validator",
+    "approver": "g2p_programs_ext.group_cycle_approver",
+    "manager": "g2p_programs_ext.group_program_manager",
+    "agent": "spp_service_points.group_service_point_agent",
+    "internal": "base.group_user",
+    "portal": "base.group_portal",
 }
 OK = 0  # "allowed" in the tables below; else the fault code expected
 READS = {"read", "search", "search_read", "lookup", "entitlements_for_service_point"}  # change nothing
-
-
-class Client:
-    def __init__(self, server, db, login, password):
-        self.db = db
-        self.password = password
-        self.uid = server.proxy("common").authenticate(db, login, password, {})
-        assert self.uid, "%s logs in" % login
-        self.models = server.proxy("object")
-
-    def __call__(self, model, method, *args, **kwargs):
-        return self.models.execute_kw(self.db, self.uid, self.password, model, method, list(args), kwargs)
-
-    def outcome(self, model, method, *args, **kwargs):
-        """OK, or the fault code; with the fault's message."""
-        try:
-            return OK, self(model, method, *args, **kwargs)
-        except xmlrpc.client.Fault as fault:
-            return fault.faultCode, fault.faultString
-
-    def ref(self, module, name):
-        rows = self(
-            "ir.model.data", "search_read", [("module", "=", module), ("name", "=", name)], fields=["res_id"]
-        )
-        return rows[0]["res_id"]
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +43,7 @@ def world(odoo_server, test_db):
     """Made over XML-RPC as admin: points A and B; one user per role (the agent serves
     A); a cash program whose approved cycle gives 2 households at A and 2 at B 100.00
     each, one of A's already partly redeemed by the agent."""
-    admin = Client(odoo_server, test_db, *ADMIN)
+    admin = Client(odoo_server.url, test_db, *ADMIN)
     tag = uuid.uuid4().hex[:6].upper()
     point_a = admin("spp.service.point", "create", {"name": f"Access A {tag}", "code": f"ACC-A-{tag}"})
     point_b = admin("spp.service.point", "create", {"name": f"Access B {tag}", "code": f"ACC-B-{tag}"})
@@ -78,7 +53,7 @@ def world(odoo_server, test_db):
     users = {}
     for role in ROLES:
         login = f"acc_{role}_{tag.lower()}"
-        groups = [admin.ref(*GROUPS[role])]
+        groups = [admin.ref(GROUPS[role])]
         if role == "validator":
             groups.append(validation_group)
         vals = {
@@ -90,7 +65,7 @@ def world(odoo_server, test_db):
         if role == "agent":
             vals["service_point_ids"] = [(4, point_a)]
         admin("res.users", "create", vals)
-        users[role] = Client(odoo_server, test_db, login, f"pw-{tag}")
+        users[role] = Client(odoo_server.url, test_db, login, f"pw-{tag}")
     houses = {}
     for name, point in (("a1", point_a), ("a2", point_a), ("b1", point_b), ("b2", point_b)):
         houses[name] = admin(

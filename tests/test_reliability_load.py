@@ -7,8 +7,8 @@ retries of earlier requests.
 
 Afterwards: no entitlement above its quantity, Σ transactions = quantity redeemed for
 every entitlement, every redemption the clients were told succeeded is there exactly
-once (and none other), and the stock invariants of CONTRACT.md hold once deliveries are
-posted. Requests/s and p95 latency are printed (``-s``) for the README.
+once (and none other), and the stock invariants of
+spp_entitlement_in_kind/readme/DESCRIPTION.md hold once deliveries are posted. Requests/s and p95 latency are printed (``-s``) for the README.
 """
 
 import os
@@ -18,7 +18,9 @@ import time
 import xmlrpc.client
 from collections import Counter, defaultdict
 
-from tests.scenario import ROUNDING, World, percentile, run_threads
+from g2p_client import percentile
+
+from tests.scenario import ROUNDING, World, run_threads
 
 LONG = os.environ.get("G2P_LONG_TESTS") == "1"
 DURATION = 60 if LONG else 15

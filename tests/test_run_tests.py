@@ -54,3 +54,46 @@ def test_an_error_in_a_server_log_fails_but_not_in_a_fault_test_log(tmp_path):
     (tmp_path / "db.server-3.log").write_text(INFO + "\n" + err + "\n")
     problems = run_tests.scan_server_logs(tmp_path)
     assert len(problems) == 1 and "db.server-3.log" in problems[0] and "bad query" in problems[0]
+
+
+# The pytest-odoo run repeats one addon's tests that Odoo's runner already counted.
+ODOO_RUN = (120, 0, [], False)
+
+
+def test_a_repeated_runs_passes_are_not_counted_twice():
+    passed, failed, problems = run_tests.final_counts([ODOO_RUN, (41, 0, [], True), (25, 0, [], False)])
+    assert (passed, failed, problems) == (145, 0, [])
+
+
+def test_a_repeated_runs_failures_count():
+    passed, failed, problems = run_tests.final_counts(
+        [ODOO_RUN, (40, 1, ["pytest-odoo exited with 1"], True)]
+    )
+    assert (passed, failed) == (120, 1) and problems
+
+
+def test_a_problem_without_a_failed_test_still_fails():
+    collected_nothing = (0, 0, ["pytest-odoo collected no test in spp_service_points/tests"], True)
+    assert run_tests.final_counts([ODOO_RUN, collected_nothing])[1] == 1
+    assert run_tests.final_counts([]) == (0, 1, ["no test ran"])
+
+
+def test_junit_counts_skip_neither_passed_nor_failed(tmp_path):
+    report = tmp_path / "junit.xml"
+    report.write_text(
+        '<testsuites><testsuite tests="10" failures="1" errors="2" skipped="3"/>'
+        '<testsuite tests="4" failures="0" errors="0" skipped="0"/></testsuites>'
+    )
+    assert run_tests.junit_counts(report) == (8, 3)
+    assert run_tests.junit_counts(tmp_path / "missing.xml") == (0, 0)
+
+
+def test_pytest_odoo_runs_the_addons_tests_in_the_database():
+    cmd = run_tests.pytest_odoo_command("g2p_dev", "spp_service_points", ["-q"])
+    assert cmd[1:3] == ["-m", "pytest"]
+    assert "--odoo-database=g2p_dev" in cmd and any(a.startswith("--odoo-config=") for a in cmd)
+    assert "no:odoo" not in cmd and cmd[-2:] == ["spp_service_points/tests", "-q"]
+    one = run_tests.pytest_odoo_command(
+        "g2p_dev", "spp_service_points", ["spp_service_points/tests/test_views.py"]
+    )
+    assert "spp_service_points/tests" not in one and one[-1].endswith("test_views.py")

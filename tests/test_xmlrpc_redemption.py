@@ -4,7 +4,7 @@ An administrator sets everything up over XML-RPC (program, cash manager with a
 validation group, registrants, a cycle prepared, approved and validated, a service point
 with an agent and a device API key); the agent's devices then redeem concurrently:
 
-- 20 clients (threads, each with its own ServerProxy) redeeming the same entitlement in
+- 20 clients (threads, each with its own connection) redeeming the same entitlement in
   parts never take more than its balance, and the transactions add up to
   ``amount_redeemed``;
 - retries with the same reference (one after the other, or 20 at once) add nothing;
@@ -17,6 +17,7 @@ import xmlrpc.client
 from datetime import datetime
 
 import pytest
+from g2p_client import Client, Refusal
 
 ADMIN = ("admin", "admin")
 CLIENTS = 20
@@ -24,30 +25,12 @@ RACE = ("race_a", "race_b", "race_c", "race_d")
 ENTITLEMENT_AMOUNT = 100.0
 
 
-class Admin:
-    def __init__(self, server, db):
-        self.server = server
-        self.db = db
-        self.uid = server.proxy("common").authenticate(db, *ADMIN, {})
-        assert self.uid, "admin logs in"
-        self.models = server.proxy("object")
-
-    def __call__(self, model, method, *args, **kwargs):
-        return self.models.execute_kw(self.db, self.uid, ADMIN[1], model, method, list(args), kwargs)
-
-    def ref(self, module, name):
-        rows = self(
-            "ir.model.data", "search_read", [("module", "=", module), ("name", "=", name)], fields=["res_id"]
-        )
-        return rows[0]["res_id"]
-
-
 @pytest.fixture(scope="module")
 def world(odoo_server, test_db):
     """Everything made over XML-RPC as admin: a service point with an agent and a device
     key; a cash program whose approved cycle gives each of 6 households 100.00 at that
     point (and one household at another point)."""
-    admin = Admin(odoo_server, test_db)
+    admin = Client(odoo_server.url, test_db, *ADMIN)
     tag = uuid.uuid4().hex[:6].upper()
     point_id = admin("spp.service.point", "create", {"name": f"Redemption point {tag}", "code": f"RDM-{tag}"})
     other_point_id = admin(
@@ -60,7 +43,7 @@ def world(odoo_server, test_db):
         {
             "name": f"Redemption agent {tag}",
             "login": login,
-            "groups_id": [(6, 0, [admin.ref("spp_service_points", "group_service_point_agent")])],
+            "groups_id": [(6, 0, [admin.ref("spp_service_points.group_service_point_agent")])],
             "service_point_ids": [(4, point_id)],
         },
     )
@@ -132,13 +115,11 @@ def world(odoo_server, test_db):
 
 
 def agent_client(odoo_server, test_db, world):
-    """A device: its own ServerProxy, calling as the agent with the device key."""
-    models = odoo_server.proxy("object")
+    """A device: an XML-RPC client calling as the agent with the device key."""
+    device = Client(odoo_server.url, test_db, world["login"], world["key"], uid=world["agent_id"])
 
     def call(method, *args):
-        return models.execute_kw(
-            test_db, world["agent_id"], world["key"], "spp.entitlement.transaction", method, list(args)
-        )
+        return device.call("spp.entitlement.transaction", method, *args)
 
     return call
 
@@ -176,16 +157,9 @@ def test_agent_api_key_works_and_a_wrong_key_is_refused(odoo_server, test_db, wo
 
     wrong = world["key"][:-1] + ("0" if world["key"][-1] != "0" else "1")
     assert common.authenticate(test_db, world["login"], wrong, {}) is False
-    models = odoo_server.proxy("object")
-    with pytest.raises(xmlrpc.client.Fault) as refused:
-        models.execute_kw(
-            test_db,
-            world["agent_id"],
-            wrong,
-            "spp.entitlement.transaction",
-            "redeem",
-            [code, 10.0, world["point_id"], "WRONG-KEY"],
-        )
+    device = Client(odoo_server.url, test_db, world["login"], wrong, uid=world["agent_id"])
+    with pytest.raises(Refusal) as refused:
+        device.call("spp.entitlement.transaction", "redeem", code, 10.0, world["point_id"], "WRONG-KEY")
     assert refused.value.faultCode == 3  # AccessDenied
     row, transactions = entitlement_state(world, "key")
     assert row["amount_redeemed"] == 0.0 and transactions == []
@@ -205,7 +179,7 @@ def test_20_concurrent_clients_never_exceed_the_balance(odoo_server, test_db, wo
                 answer = call("redeem", code, part, world["point_id"], reference)
                 with lock:
                     successes.append((reference, answer))
-            except xmlrpc.client.Fault as fault:
+            except Refusal as fault:
                 with lock:
                     (refusals if fault.faultCode == 2 else faults).append(fault.faultString[:300])
 
@@ -246,10 +220,11 @@ def test_retries_with_the_same_reference_add_nothing(odoo_server, test_db, world
     assert first["balance"] == 70.0 and first["state"] == "approved"
     for _attempt in range(3):
         assert call("redeem", code, 30.0, world["point_id"], reference) == first
-    with pytest.raises(xmlrpc.client.Fault) as reused:
+    with pytest.raises(Refusal) as reused:
         call("redeem", code, 31.0, world["point_id"], reference)
     assert reused.value.faultCode == 2
     assert reused.value.faultString.startswith("[reference_reused] ")
+    assert reused.value.error_code == "reference_reused"
     row, transactions = entitlement_state(world, "retry")
     assert row["amount_redeemed"] == 30.0 and len(transactions) == 1
 
@@ -263,7 +238,7 @@ def test_concurrent_retries_of_one_reference_count_once(odoo_server, test_db, wo
         call = agent_client(odoo_server, test_db, world)
         try:
             answers.append(call("redeem", code, 40.0, world["point_id"], reference))
-        except xmlrpc.client.Fault as fault:
+        except Refusal as fault:
             faults.append(fault.faultString[:300])
 
     run_threads(client, CLIENTS)
@@ -286,7 +261,7 @@ def test_concurrent_reuse_of_a_reference_with_other_payloads(odoo_server, test_d
         call = agent_client(odoo_server, test_db, world)
         try:
             answers.append((i, call("redeem", code, 1.0 + i, world["point_id"], reference)))
-        except xmlrpc.client.Fault as fault:
+        except Refusal as fault:
             (refusals if fault.faultCode == 2 else faults).append(fault.faultString[:300])
 
     run_threads(client, 8)
@@ -311,7 +286,7 @@ def test_one_reference_for_different_entitlements_at_once(odoo_server, test_db, 
             code = world["entitlements"][RACE[i]]["code"]
             try:
                 answers.append((i, call("redeem", code, 1.0, world["point_id"], reference)))
-            except xmlrpc.client.Fault as fault:
+            except Refusal as fault:
                 (refusals if fault.faultCode == 2 else faults).append(fault.faultString[:300])
 
         run_threads(client, len(RACE))
@@ -350,9 +325,10 @@ def test_reverse_and_offline_batch_over_xmlrpc(odoo_server, test_db, world):
     assert call("reverse", f"{tag}-B1", world["point_id"], "again") == reversal
     offline = call("entitlements_for_service_point", world["point_id"])
     assert code in {row["code"] for row in offline}
-    with pytest.raises(xmlrpc.client.Fault) as bad:
+    with pytest.raises(Refusal) as bad:
         call("redeem", code, float("inf"), world["point_id"], f"{tag}-INF")
     assert bad.value.faultCode == 2 and bad.value.faultString.startswith("[bad_quantity] ")
+    assert bad.value.error_code == "bad_quantity"
     row, transactions = entitlement_state(world, "reverse")
     assert row["amount_redeemed"] == 0.0 and row["state"] == "approved"
     assert sum(t["net_amount"] for t in transactions) == 0.0 and len(transactions) == 2

@@ -259,7 +259,7 @@ class G2PProgram(models.Model):
             )
 
     def _check_officer(self):
-        """Enrolling and creating cycles are the program officers' (CONTRACT.md, Roles):
+        """Enrolling and creating cycles are the program officers' (readme/USAGE.md, Roles):
         raise AccessError ``[not_allowed]`` for anyone else, or when the user may not
         read the programs in ``self`` (another company)."""
         if not self.env.su and not self.env.user.has_group("g2p_programs_ext.group_program_officer"):

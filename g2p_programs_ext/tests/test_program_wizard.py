@@ -5,7 +5,7 @@ from .common import G2PCommon
 
 
 class TestProgramCreateWizard(G2PCommon):
-    """The program creation wizard, used by a program manager (CONTRACT.md, Roles)."""
+    """The program creation wizard, used by a program manager (readme/USAGE.md, Roles)."""
 
     @classmethod
     def setUpClass(cls):

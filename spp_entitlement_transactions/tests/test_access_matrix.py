@@ -1,4 +1,4 @@
-"""Who may do what: the design (CONTRACT.md, "Roles") as data, checked cell by cell.
+"""Who may do what: the design (g2p_programs_ext/readme/USAGE.md, "Roles") as data, checked cell by cell.
 
 ``CRUD`` and ``METHODS`` below are the expected matrix: for each model and operation
 (read, create, write, unlink) and each public method, the roles that may do it. Every

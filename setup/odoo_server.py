@@ -40,13 +40,37 @@ def free_port():
 
 
 class OdooServer:
-    def __init__(self, db, workers=2, log_path=None, port=None, extra_args=(), db_filter=True):
+    """One ``odoo-bin`` process group on ``127.0.0.1:port``, serving ``db``.
+
+    ``db_filter``: also pass ``--db-filter ^db$`` (default False: ``--database`` alone,
+    as the README's "Scaling out" recommends); ``max_cron_threads``: 1 for the one host
+    that runs the scheduled actions, 0 for the others; ``load``: the server-wide modules
+    (``--load``; None: odoo.conf's ``base,web,queue_job``, which starts the queue_job
+    runner; ``base,web`` starts none, while ``/queue_job/runjob`` is still served
+    because queue_job is installed); ``env``: extra environment variables (queue_job's
+    ``ODOO_QUEUE_JOB_HOST``/``_PORT``, ...)."""
+
+    def __init__(
+        self,
+        db,
+        workers=2,
+        log_path=None,
+        port=None,
+        extra_args=(),
+        db_filter=False,
+        max_cron_threads=1,
+        load=None,
+        env=None,
+    ):
         self.db = db
         # --db-filter: Odoo then lists the databases (a new connection to PostgreSQL's
         # "postgres" database) on every call without a session, such as XML-RPC; with
         # --database alone it takes that name as the list (see README, Scaling out).
         self.db_filter = db_filter
         self.workers = workers
+        self.max_cron_threads = max_cron_threads
+        self.load = load
+        self.env = dict(env or {})
         self.extra_args = list(extra_args)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -66,8 +90,9 @@ class OdooServer:
             "--gevent-port",
             str(free_port()),
             f"--workers={self.workers}",
-            "--max-cron-threads=1",
+            f"--max-cron-threads={self.max_cron_threads}",
             "--no-database-list",
+            *([f"--load={self.load}"] if self.load else []),
             *self.extra_args,
         ]
 
@@ -75,7 +100,12 @@ class OdooServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            self.command(), stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
+            self.command(),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+            env={**os.environ, **self.env},
         )
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -19,7 +19,8 @@ each step timed from the call to the end of its last job; then where each job ra
 that every one of them ran once.
 
 Usage: .venv/bin/python setup/scale_out.py [--households 100000] [--servers 1,2]
-       [--db g2p_scaleout] [--keep-db] [--out bench-output/SCALE_OUT.md]
+       [--workers 2] [--batch 5000] [--channels root:2,root.g2p:2] [--db g2p_scaleout]
+       [--keep-db] [--out bench-output/SCALE_OUT.md]
 """
 
 import argparse
@@ -65,7 +66,9 @@ class LoadBalancer:
 
     def __init__(self, backends, port=None, name="odoo"):
         if not HAPROXY:
-            raise RuntimeError("haproxy is not installed: run `make setup` as root, or apt-get install haproxy")
+            raise RuntimeError(
+                "haproxy is not installed: run `make setup` as root, or apt-get install haproxy"
+            )
         self.backends = list(backends)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -226,7 +229,9 @@ class Cluster:
                 server = OdooServer(db, workers=workers, port=port, log_path=log, env=runner_env)
             else:
                 # hosts B, C, ...: HTTP workers only
-                server = OdooServer(db, workers=workers, port=port, log_path=log, max_cron_threads=0, load="base,web")
+                server = OdooServer(
+                    db, workers=workers, port=port, log_path=log, max_cron_threads=0, load="base,web"
+                )
             self.servers.append(server)
         self.balancer = LoadBalancer([s.port for s in self.servers], port=self.lb_port, name=name)
         self.url = self.balancer.url
@@ -297,7 +302,18 @@ def suite_jobs(db, since_id=0):
                FROM queue_job WHERE id > %s AND model_name IN %s ORDER BY id""",
             [since_id, SUITE_JOB_MODELS],
         )
-        keys = ("uuid", "model", "records", "method", "state", "retry", "worker_pid", "result", "started", "done")
+        keys = (
+            "uuid",
+            "model",
+            "records",
+            "method",
+            "state",
+            "retry",
+            "worker_pid",
+            "result",
+            "started",
+            "done",
+        )
         return [dict(zip(keys, row, strict=True)) for row in cr.fetchall()]
 
 
@@ -367,11 +383,17 @@ def counts(db, program_id, cycle_id, table="g2p_entitlement"):
         return cr.fetchone()
 
 
-def setup_database(db, households, programs, password):
-    """A fresh ``db`` with the suite, setup/bench.py's world and registry (COPY), one
-    officer and ``programs`` identical cash programs. :return: (program ids, officer login)."""
+def setup_database(db, households, programs, password, parameters, template=None):
+    """A fresh ``db`` with the suite, setup/bench.py's world and registry (COPY), the
+    system ``parameters`` ({key: value}), one officer and ``programs`` identical cash
+    programs; ``template``: a database with the suite installed and nothing else, to
+    copy instead of installing. :return: (program ids, officer login)."""
     bench = importlib.import_module("bench")
-    bench.install(db, ADDONS)
+    if template:
+        subprocess.run(["dropdb", "--if-exists", "--force", db], check=True)
+        subprocess.run(["createdb", "-T", template, db], check=True)
+    else:
+        bench.install(db, ADDONS)
     odoo = bench.odoo_env(db)
     from odoo import SUPERUSER_ID, api  # noqa: PLC0415 - importable once odoo_env set the path
 
@@ -379,6 +401,8 @@ def setup_database(db, households, programs, password):
     registry = odoo.modules.registry.Registry(db)
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {"tracking_disable": True})
+        for key, value in parameters.items():
+            env["ir.config_parameter"].set_param(key, value)
         world = bench.make_world(env, households)
         cr.commit()  # noqa: B950 - a setup script owns its transaction
         t0 = time.time()
@@ -404,13 +428,16 @@ def setup_database(db, households, programs, password):
                     "program_id": program.id,
                     "validation_group_id": world["validation_group"],
                     "max_amount": 100,
-                    "item_ids": [(0, 0, {"amount": 10.0, "multiplier_field": "household_size", "max_multiplier": 5})],
+                    "item_ids": [
+                        (0, 0, {"amount": 10.0, "multiplier_field": "household_size", "max_multiplier": 5})
+                    ],
                 }
             )
             program_ids.append(program.id)
+        login = officer.login
         cr.commit()  # noqa: B950 - a setup script owns its transaction
     odoo.sql_db.close_all()
-    return program_ids, officer.login
+    return program_ids, login
 
 
 def main():
@@ -419,7 +446,13 @@ def main():
     ap.add_argument("--servers", default="1,2", help="server counts to compare, one program each")
     ap.add_argument("--workers", type=int, default=2, help="HTTP workers per server")
     ap.add_argument("--channels", help="queue_job channels of the runner (default: odoo.conf's)")
+    ap.add_argument(
+        "--batch", type=int, default=5000, help="registrants per job (g2p_programs_ext.job_batch_size)"
+    )
     ap.add_argument("--db", default="g2p_scaleout")
+    ap.add_argument(
+        "--template", help="copy this database (the suite installed, nothing else) instead of installing"
+    )
     ap.add_argument("--keep-db", action="store_true")
     ap.add_argument("--out", default=str(REPO / "bench-output" / "SCALE_OUT.md"))
     args = ap.parse_args()
@@ -429,7 +462,14 @@ def main():
     password = "scale-out-pass"
     rows = []
     try:
-        program_ids, officer = setup_database(args.db, args.households, len(server_counts), password)
+        program_ids, officer = setup_database(
+            args.db,
+            args.households,
+            len(server_counts),
+            password,
+            {"g2p_programs_ext.job_batch_size": str(args.batch)},
+            template=args.template,
+        )
         for servers, program_id in zip(server_counts, program_ids, strict=True):
             since = last_job_id(args.db)
             with Cluster(args.db, servers=servers, workers=args.workers, channels=args.channels) as cluster:
@@ -470,7 +510,8 @@ def main():
         "# Scaling out",
         "",
         f"Machine: {about}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-        f"{args.households:,} households, {args.workers} HTTP workers per server, one job runner.",
+        f"{args.households:,} households, {args.workers} HTTP workers per server, one job runner, "
+        f"{args.batch:,} registrants per job.",
         "",
         "| servers | enrollment | new cycle | cash generation | jobs | jobs run by each server | "
         "requests via HAProxy to each | CPU s of each server | not done / tried twice / sent twice | "

@@ -35,7 +35,10 @@ THRESHOLD = 50  # above it, the steps run as jobs (g2p_programs_ext.async_thresh
 BATCH = 50  # registrants per job (g2p_programs_ext.job_batch_size): 6 jobs per step
 RANGE_JOBS = ("_job_enroll_range", "_job_copy_beneficiaries", "_job_prepare_entitlements")
 PASSWORD = "scale-out-pass"
-PARAMETERS = {"g2p_programs_ext.async_threshold": str(THRESHOLD), "g2p_programs_ext.job_batch_size": str(BATCH)}
+PARAMETERS = {
+    "g2p_programs_ext.async_threshold": str(THRESHOLD),
+    "g2p_programs_ext.job_batch_size": str(BATCH),
+}
 ROLES = {
     "officer": "g2p_programs_ext.group_program_officer",
     "approver": "g2p_programs_ext.group_cycle_approver",
@@ -63,14 +66,23 @@ def cash_program(admin, households):
         "res.users",
         "create",
         [
-            {"name": f"{role} {tag}", "login": users[role], "password": PASSWORD, "groups_id": [(6, 0, [admin.ref(group)])]}
+            {
+                "name": f"{role} {tag}",
+                "login": users[role],
+                "password": PASSWORD,
+                "groups_id": [(6, 0, [admin.ref(group)])],
+            }
             for role, group in ROLES.items()
         ],
     )
     program_id = admin.call(
         "g2p.program",
         "create",
-        {"name": f"Scale-out {tag}", "target_type": "group", "eligibility_domain": f"[('ref', '=', '{tag}')]"},
+        {
+            "name": f"Scale-out {tag}",
+            "target_type": "group",
+            "eligibility_domain": f"[('ref', '=', '{tag}')]",
+        },
     )
     admin.call(
         "g2p.program.entitlement.manager.cash",
@@ -102,7 +114,9 @@ def scale_db(test_db):
             subprocess.run(["createdb", db], check=True)
             dump = subprocess.Popen(["pg_dump", "-Fc", "-Z0", "-d", test_db], stdout=subprocess.PIPE)
             # one transaction: one commit to flush, instead of one per table and index
-            subprocess.run(["pg_restore", "--no-owner", "--single-transaction", "-d", db], stdin=dump.stdout, check=True)
+            subprocess.run(
+                ["pg_restore", "--no-owner", "--single-transaction", "-d", db], stdin=dump.stdout, check=True
+            )
             assert dump.wait() == 0, "pg_dump of the test database"
         filestore = REPO / "var" / "filestore" / test_db
         if filestore.exists():
@@ -173,7 +187,9 @@ def test_two_servers_one_runner_spread_the_cycle_jobs_none_lost_or_run_twice(sca
     # none lost: all done; none run twice: each sent once by the runner, tried once
     assert [j["uuid"] for j in where["not_done"]] == [], "jobs not done"
     assert [(j["uuid"], j["retry"]) for j in where["retried"]] == [], "jobs tried more than once"
-    assert {j["uuid"]: sent[j["uuid"]] for j in jobs if sent[j["uuid"]] != 1} == {}, "jobs not sent exactly once"
+    assert {j["uuid"]: sent[j["uuid"]] for j in jobs if sent[j["uuid"]] != 1} == {}, (
+        "jobs not sent exactly once"
+    )
 
     # spread: each job ran in a worker of one of the two servers, and both ran some
     assert [(j["uuid"], j["worker_pid"]) for j in where["unknown"]] == [], "jobs run by no known server"
@@ -183,7 +199,10 @@ def test_two_servers_one_runner_spread_the_cycle_jobs_none_lost_or_run_twice(sca
 
     # each step's effect happened exactly once: the jobs' own counts add up to the
     # households, and the database holds one row per household at each step
-    done_by = {m: sum(int(re.match(r"\d+", j["result"]).group()) for j in jobs if j["method"] == m) for m in RANGE_JOBS}
+    done_by = {
+        m: sum(int(re.match(r"\d+", j["result"]).group()) for j in jobs if j["method"] == m)
+        for m in RANGE_JOBS
+    }
     assert done_by == dict.fromkeys(RANGE_JOBS, HOUSEHOLDS), done_by
     figures = scale_out.counts(scale_db, program_id, cycle)
     assert figures == (HOUSEHOLDS,) * 5, "enrolled, cycle members (distinct), entitlements, beneficiaries"

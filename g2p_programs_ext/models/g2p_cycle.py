@@ -456,9 +456,7 @@ class G2PCycle(models.Model):
                 self.delayable(
                     description=_("%(c)s: prepare entitlements from id %(a)s", c=self.name, a=partner_ids[i]),
                     identity_key="g2p.cycle.prepare:%s:%s" % (self.id, partner_ids[i]),
-                )._job_prepare_entitlements(
-                    partner_ids[i], partner_ids[min(i + size, len(partner_ids)) - 1]
-                )
+                )._job_prepare_entitlements(partner_ids[i], partner_ids[min(i + size, len(partner_ids)) - 1])
                 for i in range(0, len(partner_ids), size)
             ]
             finish = self.delayable(description=_("%s: entitlements prepared", self.name))._job_unlock(

@@ -882,7 +882,7 @@ def bench_server(db, registry, env_factory, size, world, cycles, args, table, me
             server.stop()
     for n, workers in enumerate(worker_counts):
         last = n == len(worker_counts) - 1
-        server = OdooServer(db, workers=workers, log_path=out / f"server-{db}-{workers}w.log")
+        server = OdooServer(db, workers=workers, log_path=out / f"server-{db}-{workers}w.log", db_filter=True)
         server.start(timeout=180)
         sampler = MemorySampler(server.proc.pid)
         sampler.start()

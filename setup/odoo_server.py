@@ -42,23 +42,44 @@ def free_port():
 
 
 class OdooServer:
-    def __init__(
-        self, db, workers=2, log_path=None, port=None, extra_args=(), db_filter=True, expect_errors=False
-    ):
-        """A server for ``db`` (not started yet).
+    """One ``odoo-bin`` process group on ``127.0.0.1:port``, serving ``db``.
 
-        Under the test command (``G2P_SERVER_LOG_DIR`` set by setup/run_tests.py) the log
-        goes to that folder whatever ``log_path`` says, and the test command fails on any
-        ``ERROR``/``CRITICAL`` line in it, except for servers started with
-        ``expect_errors=True`` (fault tests that kill workers or PostgreSQL on purpose:
-        their log ends in ``.faults.log`` and the test asserts the outcome itself).
-        """
+    ``db_filter``: also pass ``--db-filter ^db$`` (default False: ``--database`` alone,
+    as the README's "Scaling out" recommends); ``max_cron_threads``: 1 for the one host
+    that runs the scheduled actions, 0 for the others; ``load``: the server-wide modules
+    (``--load``; None: odoo.conf's ``base,web,queue_job``, which starts the queue_job
+    runner; ``base,web`` starts none, while ``/queue_job/runjob`` is still served
+    because queue_job is installed); ``env``: extra environment variables (queue_job's
+    ``ODOO_QUEUE_JOB_HOST``/``_PORT``, ...).
+
+    Under the test command (``G2P_SERVER_LOG_DIR`` set by setup/run_tests.py) the log
+    goes to that folder whatever ``log_path`` says, and the test command fails on any
+    ``ERROR``/``CRITICAL`` line in it, except for servers started with
+    ``expect_errors=True`` (fault tests that kill workers or PostgreSQL on purpose:
+    their log ends in ``.faults.log`` and the test asserts the outcome itself)."""
+
+    def __init__(
+        self,
+        db,
+        workers=2,
+        log_path=None,
+        port=None,
+        extra_args=(),
+        db_filter=False,
+        max_cron_threads=1,
+        load=None,
+        env=None,
+        expect_errors=False,
+    ):
         self.db = db
         # --db-filter: Odoo then lists the databases (a new connection to PostgreSQL's
         # "postgres" database) on every call without a session, such as XML-RPC; with
         # --database alone it takes that name as the list (see README, Scaling out).
         self.db_filter = db_filter
         self.workers = workers
+        self.max_cron_threads = max_cron_threads
+        self.load = load
+        self.env = dict(env or {})
         self.extra_args = list(extra_args)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -82,8 +103,9 @@ class OdooServer:
             "--gevent-port",
             str(free_port()),
             f"--workers={self.workers}",
-            "--max-cron-threads=1",
+            f"--max-cron-threads={self.max_cron_threads}",
             "--no-database-list",
+            *([f"--load={self.load}"] if self.load else []),
             *self.extra_args,
         ]
 
@@ -91,7 +113,12 @@ class OdooServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            self.command(), stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
+            self.command(),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+            env={**os.environ, **self.env},
         )
         deadline = time.time() + timeout
         while time.time() < deadline:

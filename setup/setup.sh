@@ -101,6 +101,17 @@ if ! command -v wkhtmltopdf >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 
     fi
 fi
 
+# --- HAProxy (the load balancer of the two-server test, tests/test_scale_out.py) ---
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "Installing Debian's haproxy for the two-server test (it is started by the test, not as a service)."
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null) \
+            || say "Could not install haproxy: the two-server test will fail."
+    else
+        say "No haproxy on PATH: install it (Debian: apt-get install haproxy) for the two-server test."
+    fi
+fi
+
 # --- odoo.conf -----------------------------------------------------------------
 addons_path="$ODOO_SRC/addons,$ODOO_SRC/odoo/addons,$REPO"
 "$VENV/bin/python" - "$CONF" "$addons_path" <<'PY'

@@ -225,11 +225,12 @@ class G2PCycle(models.Model):
         missing = self._missing_beneficiary_ids()
         if len(missing) > self.program_id._async_threshold():
             self._lock(_("copying beneficiaries"))
+            size = self.program_id._job_batch_size()
             jobs = [
                 self.delayable(
                     description=_("%(c)s: copy beneficiaries from id %(a)s", c=self.name, a=missing[i])
-                )._job_copy_beneficiaries(missing[i], missing[min(i + BATCH_SIZE, len(missing)) - 1])
-                for i in range(0, len(missing), BATCH_SIZE)
+                )._job_copy_beneficiaries(missing[i], missing[min(i + size, len(missing)) - 1])
+                for i in range(0, len(missing), size)
             ]
             finish = self.delayable(description=_("%s: unlock", self.name))._job_unlock(
                 _("%s beneficiaries copied from the program.", len(missing))
@@ -473,14 +474,13 @@ class G2PCycle(models.Model):
         partner_ids = self._member_ids()
         if len(partner_ids) > self.program_id._async_threshold():
             self._lock(_("preparing entitlements"))
+            size = self.program_id._job_batch_size()
             jobs = [
                 self.delayable(
                     description=_("%(c)s: prepare entitlements from id %(a)s", c=self.name, a=partner_ids[i]),
                     identity_key="g2p.cycle.prepare:%s:%s" % (self.id, partner_ids[i]),
-                )._job_prepare_entitlements(
-                    partner_ids[i], partner_ids[min(i + BATCH_SIZE, len(partner_ids)) - 1]
-                )
-                for i in range(0, len(partner_ids), BATCH_SIZE)
+                )._job_prepare_entitlements(partner_ids[i], partner_ids[min(i + size, len(partner_ids)) - 1])
+                for i in range(0, len(partner_ids), size)
             ]
             finish = self.delayable(description=_("%s: entitlements prepared", self.name))._job_unlock(
                 _(

@@ -1076,7 +1076,8 @@ class SppEntitlementTransaction(models.Model):
                     code,
                 ),
             )
-        if not ern.is_valid(normalized):
+        # handout (issue 20): a legacy MOD 37-2 code passes when it is an existing entitlement's
+        if not ern.is_valid(normalized) and not self._is_legacy_code(normalized):
             raise refusal(
                 ValidationError,
                 "bad_check_character",

@@ -7,3 +7,5 @@ from . import test_inkind
 from . import test_access_matrix
 from . import test_back_office
 from . import test_bad_input
+from . import test_handout
+from . import test_handout_tour

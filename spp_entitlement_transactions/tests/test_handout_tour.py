@@ -13,18 +13,26 @@ from odoo.tests import HttpCase, common, tagged
 
 from .common import InkindRedemptionCase
 
+PHONE = (360, 740)
 HANDOUT = "/web#action=spp_entitlement_transactions.spp_handout_action"
 
 
-class RecordingBrowser(common.ChromeBrowser):
-    """Odoo's test Chromium, remembered so that a test can drive it over the DevTools
-    protocol while a tour runs (cut the network, take a screenshot)."""
+class PhoneBrowser(common.ChromeBrowser):
+    """Odoo's test Chromium as a phone (360 x 740 CSS pixels, mobile, touch: Chrome's
+    window size alone gave a desktop-wide viewport here), remembered so that a test can
+    drive it over the DevTools protocol while a tour runs (cut the network, take a
+    screenshot)."""
 
     instances = []
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        RecordingBrowser.instances.append(self)
+        self._websocket_request(
+            "Emulation.setDeviceMetricsOverride",
+            params={"width": PHONE[0], "height": PHONE[1], "deviceScaleFactor": 2, "mobile": True},
+        )
+        self._websocket_request("Emulation.setTouchEmulationEnabled", params={"enabled": True})
+        PhoneBrowser.instances.append(self)
 
 
 @tagged("post_install", "-at_install")
@@ -70,7 +78,8 @@ class TestHandoutTour(HttpCase, InkindRedemptionCase):
         self.assertFalse(self.officer.action_id, "back-office users keep theirs")
 
     def test_handout_tour(self):
-        self.start_tour(HANDOUT, "spp_handout_tour", login=self.agent_a.login, cookies=self.tour_cookie())
+        with patch.object(common, "ChromeBrowser", PhoneBrowser):
+            self.start_tour(HANDOUT, "spp_handout_tour", login=self.agent_a.login, cookies=self.tour_cookie())
         self.env.invalidate_all()
         Transaction = self.env["spp.entitlement.transaction"].sudo()
         redemptions = Transaction.search([("transaction_type", "=", "redemption")])
@@ -110,7 +119,7 @@ class TestHandoutTour(HttpCase, InkindRedemptionCase):
         def drive():
             try:
                 while not stop.is_set():
-                    browser = RecordingBrowser.instances[-1] if RecordingBrowser.instances else None
+                    browser = PhoneBrowser.instances[-1] if PhoneBrowser.instances else None
                     if browser is None or browser.ws is None:
                         time.sleep(0.2)
                         continue
@@ -147,9 +156,9 @@ class TestHandoutTour(HttpCase, InkindRedemptionCase):
             except Exception as error:  # reported by the test's thread
                 state["errors"].append(error)
 
-        RecordingBrowser.instances = []
+        PhoneBrowser.instances = []
         driver = threading.Thread(target=drive, daemon=True)
-        with patch.object(common, "ChromeBrowser", RecordingBrowser):
+        with patch.object(common, "ChromeBrowser", PhoneBrowser):
             driver.start()
             try:
                 self.start_tour(

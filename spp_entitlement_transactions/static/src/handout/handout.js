@@ -68,11 +68,12 @@ export function explain(message) {
 }
 
 function uuid() {
-    if (browser.crypto && browser.crypto.randomUUID) {
-        return browser.crypto.randomUUID();
+    const crypto = window.crypto;
+    if (crypto.randomUUID) {
+        return crypto.randomUUID();
     }
     // Non-secure contexts (plain http on a LAN) have no randomUUID: same format, from getRandomValues.
-    const bytes = browser.crypto.getRandomValues(new Uint8Array(16));
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");

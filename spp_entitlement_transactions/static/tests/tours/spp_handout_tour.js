@@ -83,7 +83,7 @@ registry.category("web_tour.tours").add("spp_handout_tour", {
     test: true,
     steps: () => [
         { content: "The handout screen opens at login", trigger: ".o_spp_handout_code", timeout: PAGE_LOAD },
-        check(".o_spp_handout_point option:selected:contains(Point A)", "The agent's only point is chosen"),
+        check(".o_spp_handout_point:has(option:selected:contains(Point A))", "The agent's only point is chosen"),
         check(".o_spp_handout_cache:contains(kept on the device)", "The point's list is on the device"),
         fill(".o_spp_handout_code", () => tourData().swapped, "Type a code with two characters swapped"),
         check(".o_spp_handout_code_error:contains(two are swapped)", "Refused as typed, before any call"),

@@ -1,5 +1,6 @@
 import base64
 import json
+import logging
 import os
 import shutil
 import threading
@@ -12,6 +13,8 @@ from odoo.addons.g2p_programs_ext import ern
 from odoo.tests import HttpCase, common, tagged
 
 from .common import InkindRedemptionCase
+
+_logger = logging.getLogger(__name__)
 
 PHONE = (360, 740)
 HANDOUT = "/web#action=spp_entitlement_transactions.spp_handout_action"
@@ -131,7 +134,11 @@ class TestHandoutTour(HttpCase, InkindRedemptionCase):
                             "returnByValue": True,
                         },
                     )
-                    net, shot = json.loads(answer["result"]["value"])
+                    value = (answer or {}).get("result", {}).get("value")
+                    if not isinstance(value, str):  # the page is still loading
+                        time.sleep(0.2)
+                        continue
+                    net, shot = json.loads(value)
                     if shot == "please":
                         state["shot"] = browser._websocket_request("Page.captureScreenshot", params={"format": "png"})[
                             "data"
@@ -152,8 +159,11 @@ class TestHandoutTour(HttpCase, InkindRedemptionCase):
                         browser._websocket_request(
                             "Runtime.evaluate", params={"expression": f"document.body.dataset.sppNetwork = '{done}'"}
                         )
+                        if not offline:
+                            return  # nothing more to drive
                     time.sleep(0.2)
             except Exception as error:  # reported by the test's thread
+                _logger.exception("The test's browser driver failed")
                 state["errors"].append(error)
 
         PhoneBrowser.instances = []

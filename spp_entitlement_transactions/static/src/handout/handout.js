@@ -162,6 +162,7 @@ export class Handout extends Component {
 
     /** The household whose entitlements include `code`, from the device's list. */
     cachedHousehold(code) {
+        code = normalize(code);
         const households = this.load("cache", { households: [] }).households;
         return households.find((h) => h.entitlements.some((e) => normalize(e.code) === code));
     }

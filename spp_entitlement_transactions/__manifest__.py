@@ -16,8 +16,10 @@
         "views/g2p_cycle_views.xml",
         "views/spp_service_point_views.xml",
         "views/spp_entitlement_receipt_views.xml",
+        "wizards/spp_distribution_list_wizard_views.xml",
         "views/spp_entitlement_transactions_menus.xml",
         "report/spp_entitlement_receipt_report.xml",
+        "report/spp_distribution_list_report.xml",
         "data/res_users_data.xml",
     ],
     "assets": {

@@ -9,3 +9,4 @@ from . import test_back_office
 from . import test_bad_input
 from . import test_handout
 from . import test_handout_tour
+from . import test_distribution_list

@@ -101,18 +101,20 @@ class TestHandoutApi(InkindRedemptionCase):
         self.assertEqual(answer["collector_name"], "House A1", "the beneficiary's name when none is given")
 
     def test_legacy_code_accepted_only_when_it_exists(self):
-        body = ern.normalize(self.ent_a2.code)[:-1]
-        legacy = ern.display(body + ern.legacy_check_character(body))
-        if ern.is_valid(legacy):  # one chance in 31: the same character
-            return
-        entitlement = self.ent_a2.sudo()
-        entitlement.env.cr.execute("UPDATE g2p_entitlement SET code = %s WHERE id = %s", [legacy, entitlement.id])
-        entitlement.invalidate_recordset()
+        def legacy_code():
+            """A code with a correct MOD 37-2 check character that the new check refuses."""
+            while True:
+                body = ern.generate()[:-1]
+                code = body + ern.legacy_check_character(body)
+                if not ern.is_valid(code):
+                    return ern.display(code)
+
+        legacy = legacy_code()
+        self.env.cr.execute("UPDATE g2p_entitlement SET code = %s WHERE id = %s", [legacy, self.ent_a2.id])
+        self.ent_a2.invalidate_recordset()
         self.assertEqual(self.api(self.agent_a).lookup(legacy)["code"], legacy, "a printed legacy voucher still works")
-        other = ern.generate()[:-1]
-        unknown = ern.display(other + ern.legacy_check_character(other))
-        if not ern.is_valid(unknown):
-            self.assertRefused("bad_check_character", self.api(self.agent_a).lookup, unknown, exception=ValidationError)
+        self.assertEqual(self.api(self.agent_a).redeem(legacy, 5, self.point_a.id, "LEG-1")["balance"], 95.0)
+        self.assertRefused("bad_check_character", self.api(self.agent_a).lookup, legacy_code(), exception=ValidationError)
 
     def test_agents_home_action(self):
         action = self.env.ref("spp_entitlement_transactions.spp_handout_action")

@@ -19,7 +19,7 @@ class SppEntitlementReceipt(models.Model):
     company_id = fields.Many2one("res.company", readonly=True)
     user_id = fields.Many2one("res.users", string="Agent", required=True, readonly=True)
     date = fields.Datetime(required=True, readonly=True, default=fields.Datetime.now)
-    household_id = fields.Many2one("res.partner", string="Household", readonly=True)
+    household_id = fields.Many2one("res.partner", readonly=True)
     transaction_ids = fields.Many2many(
         "spp.entitlement.transaction",
         "spp_entitlement_receipt_transaction_rel",
@@ -30,9 +30,13 @@ class SppEntitlementReceipt(models.Model):
     )
     # Proof
     collected_by = fields.Selection(COLLECTED_BY, required=True, readonly=True)
-    collector_name = fields.Char(readonly=True, help="Who collected: the beneficiary or the alternate collector.")
+    collector_name = fields.Char(
+        readonly=True, help="Who collected: the beneficiary or the alternate collector."
+    )
     id_checked = fields.Boolean(string="ID checked", readonly=True)
-    signature = fields.Binary(attachment=True, readonly=True, help="The collector's signature (PNG), when taken.")
+    signature = fields.Binary(
+        attachment=True, readonly=True, help="The collector's signature (PNG), when taken."
+    )
     # Idempotency
     references_key = fields.Char(
         required=True, readonly=True, help="The redemptions' references, sorted, joined by a new line."

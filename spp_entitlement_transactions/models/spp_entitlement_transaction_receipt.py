@@ -35,7 +35,6 @@ class SppEntitlementTransaction(models.Model):
         "spp_entitlement_receipt_transaction_rel",
         "transaction_id",
         "receipt_id",
-        string="Receipt",
         readonly=True,
     )
     collected_by = fields.Selection(COLLECTED_BY, compute="_compute_receipt_fields")
@@ -74,7 +73,9 @@ class SppEntitlementTransaction(models.Model):
         entitlement = self._find_entitlement(answer["code"])
         household = self._handout_household(entitlement.partner_id)
         members = household | household.group_membership_ids.filtered(lambda m: not m.end_date).individual_id
-        entitlements = self._handout_open_entitlements(point, [("partner_id", "in", (members | entitlement.partner_id).ids)])
+        entitlements = self._handout_open_entitlements(
+            point, [("partner_id", "in", (members | entitlement.partner_id).ids)]
+        )
         groups = self._handout_groups(entitlements)
         group = groups[0] if groups else self._handout_group_values(household, entitlement.partner_id, [])
         return {"code": answer["code"], "state": answer["state"], "household": group}
@@ -100,7 +101,9 @@ class SppEntitlementTransaction(models.Model):
         return self._handout_groups(self._handout_open_entitlements(point, [("code", "in", codes)]))
 
     @api.model
-    def record_receipt(self, service_point_id, references, collected_by, collector_name, id_checked, signature=False):
+    def record_receipt(
+        self, service_point_id, references, collected_by, collector_name, id_checked, signature=False
+    ):
         """Record the proof of receipt of a handout, right after its redemptions (one
         household, one service point). The same call again returns the first answer
         and adds nothing.
@@ -131,7 +134,10 @@ class SppEntitlementTransaction(models.Model):
             raise refusal(
                 ValidationError,
                 "bad_reference",
-                _("Give the references of the handout's redemptions as a list of 1 to %s texts.", RECEIPT_MAX_REFERENCES),
+                _(
+                    "Give the references of the handout's redemptions as a list of 1 to %s texts.",
+                    RECEIPT_MAX_REFERENCES,
+                ),
             )
         references = sorted({self._check_reference(reference) for reference in references})
         if collected_by not in dict(COLLECTED_BY):
@@ -141,11 +147,15 @@ class SppEntitlementTransaction(models.Model):
                 _("Say who collected: 'beneficiary' or 'alternate' (the household's alternate collector)."),
             )
         if not isinstance(id_checked, bool):
-            raise refusal(ValidationError, "bad_collector", _("Say whether the ID was checked: true or false."))
+            raise refusal(
+                ValidationError, "bad_collector", _("Say whether the ID was checked: true or false.")
+            )
         collector_name = collector_name.strip() if isinstance(collector_name, str) else ""
         if len(collector_name) > COLLECTOR_NAME_MAX_LENGTH:
             raise refusal(
-                ValidationError, "bad_collector", _("The collector's name has at most %s characters.", COLLECTOR_NAME_MAX_LENGTH)
+                ValidationError,
+                "bad_collector",
+                _("The collector's name has at most %s characters.", COLLECTOR_NAME_MAX_LENGTH),
             )
         png = self._check_signature(signature)
         redemptions = self.sudo().browse()
@@ -155,7 +165,11 @@ class SppEntitlementTransaction(models.Model):
                 raise refusal(
                     UserError,
                     "unknown_reference",
-                    _("No redemption with reference %(ref)s at %(point)s: record the receipt after the handout.", ref=reference, point=point.sudo().display_name),
+                    _(
+                        "No redemption with reference %(ref)s at %(point)s: record the receipt after the handout.",
+                        ref=reference,
+                        point=point.sudo().display_name,
+                    ),
                 )
             redemptions |= redemption
         households = {self._handout_household(partner) for partner in redemptions.partner_id}
@@ -163,7 +177,10 @@ class SppEntitlementTransaction(models.Model):
             raise refusal(
                 UserError,
                 "mixed_households",
-                _("A receipt is for the handout of one household: these redemptions are for %s households.", len(households)),
+                _(
+                    "A receipt is for the handout of one household: these redemptions are for %s households.",
+                    len(households),
+                ),
             )
         household = households.pop()
         if collected_by == "alternate":
@@ -184,7 +201,9 @@ class SppEntitlementTransaction(models.Model):
             collector_name = redemptions[:1].partner_id.name
         key = "\n".join(references)
         payload = hashlib.sha256(
-            "|".join([key, collected_by, collector_name, str(id_checked), hashlib.sha256(png or b"").hexdigest()]).encode()
+            "|".join(
+                [key, collected_by, collector_name, str(id_checked), hashlib.sha256(png or b"").hexdigest()]
+            ).encode()
         ).hexdigest()
         Receipt = self.env["spp.entitlement.receipt"].sudo()
         done = Receipt.search([("service_point_id", "=", point.id), ("references_key", "=", key)], limit=1)
@@ -194,7 +213,10 @@ class SppEntitlementTransaction(models.Model):
             raise refusal(
                 UserError,
                 "receipt_exists",
-                _("The redemptions %s already have their proof of receipt: it cannot be changed.", ", ".join(references)),
+                _(
+                    "The redemptions %s already have their proof of receipt: it cannot be changed.",
+                    ", ".join(references),
+                ),
             )
         receipt = Receipt.create(
             {
@@ -239,7 +261,10 @@ class SppEntitlementTransaction(models.Model):
             raise refusal(
                 ValidationError,
                 "bad_signature",
-                _("The signature is sent as a base64 PNG image of at most %s KB.", SIGNATURE_MAX_BYTES // 1024),
+                _(
+                    "The signature is sent as a base64 PNG image of at most %s KB.",
+                    SIGNATURE_MAX_BYTES // 1024,
+                ),
             )
         return png
 
@@ -299,7 +324,9 @@ class SppEntitlementTransaction(models.Model):
         kind = self.env.ref(ALTERNATE_KIND, raise_if_not_found=False)
         if not kind or not household.is_group:
             return []
-        memberships = household.sudo().group_membership_ids.filtered(lambda m: not m.end_date and kind in m.kind_ids)
+        memberships = household.sudo().group_membership_ids.filtered(
+            lambda m: not m.end_date and kind in m.kind_ids
+        )
         return sorted(memberships.individual_id.mapped("name"))
 
     @api.model
@@ -307,7 +334,9 @@ class SppEntitlementTransaction(models.Model):
         number = partner.sudo().id_number
         if not number and household.is_group:
             head = self.env.ref(HEAD_KIND, raise_if_not_found=False)
-            heads = household.sudo().group_membership_ids.filtered(lambda m: not m.end_date and head in m.kind_ids)
+            heads = household.sudo().group_membership_ids.filtered(
+                lambda m: not m.end_date and head in m.kind_ids
+            )
             number = heads[:1].individual_id.id_number
         return number[-ID_DIGITS:] if number else False
 
@@ -331,7 +360,9 @@ class SppEntitlementTransaction(models.Model):
                 household = self._handout_household(entitlement.partner_id)
                 if household.id not in groups:
                     groups[household.id] = self._handout_group_values(household, entitlement.partner_id, [])
-                currency = entitlement._redemption_currency() if not entitlement._redemption_product() else False
+                currency = (
+                    entitlement._redemption_currency() if not entitlement._redemption_product() else False
+                )
                 answer.update(
                     kind="inkind" if entitlement._redemption_product() else "cash",
                     currency=currency.name if currency else False,

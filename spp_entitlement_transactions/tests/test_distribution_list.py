@@ -55,7 +55,9 @@ class TestDistributionList(InkindRedemptionCase):
         for entitlement in self.ent_a1 | self.ent_a2:
             self.assertIn(entitlement.code, text)
         self.assertLess(text.index("House A1"), text.index("House A2"), "household order")
-        self.assertRegex(text, r"Cash\s+200 %s\s+200 %s" % (self.currency, self.currency), "total of the cash")
+        self.assertRegex(
+            text, r"Cash\s+200 %s\s+200 %s" % (self.currency, self.currency), "total of the cash"
+        )
         with self.assertRaises(AccessError):
             self.wizard(self.agent_a, self.point_b, self.cycle)._distribution_list()
 

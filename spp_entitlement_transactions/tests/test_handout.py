@@ -35,15 +35,24 @@ class TestHandoutApi(InkindRedemptionCase):
         )
 
     def test_handout_lookup_gives_the_household_basket(self):
-        answer = self.api(self.agent_a).handout_lookup(self.point_a.id, ern.normalize(self.ink_a1.code).lower())
+        answer = self.api(self.agent_a).handout_lookup(
+            self.point_a.id, ern.normalize(self.ink_a1.code).lower()
+        )
         self.assertEqual((answer["code"], answer["state"]), (self.ink_a1.code, "approved"))
         household = answer["household"]
         self.assertEqual(
             {k: household[k] for k in ("household", "beneficiary", "id_digits", "alternate_collectors")},
-            {"household": "House A1", "beneficiary": "House A1", "id_digits": "5678", "alternate_collectors": ["Ben A1"]},
+            {
+                "household": "House A1",
+                "beneficiary": "House A1",
+                "id_digits": "5678",
+                "alternate_collectors": ["Ben A1"],
+            },
         )
         lines = {line["code"]: line for line in household["entitlements"]}
-        self.assertEqual(set(lines), {self.ink_a1.code, self.ent_a1.code}, "cash and rice of House A1 at Point A")
+        self.assertEqual(
+            set(lines), {self.ink_a1.code, self.ent_a1.code}, "cash and rice of House A1 at Point A"
+        )
         self.assertEqual(
             {k: lines[self.ink_a1.code][k] for k in ("product", "uom", "balance", "kind", "currency")},
             {"product": "Rice", "uom": "kg", "balance": 10.0, "kind": "inkind", "currency": False},
@@ -53,8 +62,20 @@ class TestHandoutApi(InkindRedemptionCase):
         self.assertNotIn("pregnant", str(answer).lower(), "no health data")
 
     def test_handout_lookup_refusals(self):
-        self.assertRefused("wrong_service_point", self.api(self.agent_a).handout_lookup, self.point_a.id, self.ink_b1.code, exception=UserError)
-        self.assertRefused("not_your_service_point", self.api(self.agent_a).handout_lookup, self.point_b.id, self.ink_b1.code, exception=AccessError)
+        self.assertRefused(
+            "wrong_service_point",
+            self.api(self.agent_a).handout_lookup,
+            self.point_a.id,
+            self.ink_b1.code,
+            exception=UserError,
+        )
+        self.assertRefused(
+            "not_your_service_point",
+            self.api(self.agent_a).handout_lookup,
+            self.point_b.id,
+            self.ink_b1.code,
+            exception=AccessError,
+        )
 
     def test_handout_entitlements_group_by_household(self):
         groups = self.api(self.agent_a).handout_entitlements(self.point_a.id)
@@ -75,28 +96,116 @@ class TestHandoutApi(InkindRedemptionCase):
         answer = agent.record_receipt(self.point_a.id, refs, "alternate", "Ben A1", True, PNG)
         self.assertEqual(
             {k: answer[k] for k in ("references", "collected_by", "collector_name", "id_checked", "signed")},
-            {"references": refs, "collected_by": "alternate", "collector_name": "Ben A1", "id_checked": True, "signed": True},
+            {
+                "references": refs,
+                "collected_by": "alternate",
+                "collector_name": "Ben A1",
+                "id_checked": True,
+                "signed": True,
+            },
         )
-        self.assertEqual(agent.record_receipt(self.point_a.id, refs[::-1], "alternate", "Ben A1", True, PNG), answer)
+        self.assertEqual(
+            agent.record_receipt(self.point_a.id, refs[::-1], "alternate", "Ben A1", True, PNG), answer
+        )
         self.assertEqual(self.env["spp.entitlement.receipt"].sudo().search_count([]), 1)
         transactions = self.Transaction.sudo().search([("reference", "in", refs)])
         self.assertEqual(set(transactions.mapped("collector_name")), {"Ben A1"})
         self.assertTrue(all(transactions.mapped("id_checked")))
         self.assertTrue(all(transactions.mapped("signature")))
-        self.assertRefused("receipt_exists", agent.record_receipt, self.point_a.id, refs, "beneficiary", "", False, False, exception=UserError)
+        self.assertRefused(
+            "receipt_exists",
+            agent.record_receipt,
+            self.point_a.id,
+            refs,
+            "beneficiary",
+            "",
+            False,
+            False,
+            exception=UserError,
+        )
 
     def test_record_receipt_refusals(self):
         refs = self.handout()
         agent = self.api(self.agent_a)
         point = self.point_a.id
-        self.assertRefused("not_alternate_collector", agent.record_receipt, point, refs, "alternate", "Somebody", True, False, exception=UserError)
-        self.assertRefused("bad_collector", agent.record_receipt, point, refs, "neighbour", "", True, False, exception=ValidationError)
-        self.assertRefused("bad_signature", agent.record_receipt, point, refs, "beneficiary", "", True, "bm90IGEgcG5n", exception=ValidationError)
-        self.assertRefused("unknown_reference", agent.record_receipt, point, ["NOPE"], "beneficiary", "", True, False, exception=UserError)
-        self.assertRefused("bad_reference", agent.record_receipt, point, [], "beneficiary", "", True, False, exception=ValidationError)
+        self.assertRefused(
+            "not_alternate_collector",
+            agent.record_receipt,
+            point,
+            refs,
+            "alternate",
+            "Somebody",
+            True,
+            False,
+            exception=UserError,
+        )
+        self.assertRefused(
+            "bad_collector",
+            agent.record_receipt,
+            point,
+            refs,
+            "neighbour",
+            "",
+            True,
+            False,
+            exception=ValidationError,
+        )
+        self.assertRefused(
+            "bad_signature",
+            agent.record_receipt,
+            point,
+            refs,
+            "beneficiary",
+            "",
+            True,
+            "bm90IGEgcG5n",
+            exception=ValidationError,
+        )
+        self.assertRefused(
+            "unknown_reference",
+            agent.record_receipt,
+            point,
+            ["NOPE"],
+            "beneficiary",
+            "",
+            True,
+            False,
+            exception=UserError,
+        )
+        self.assertRefused(
+            "bad_reference",
+            agent.record_receipt,
+            point,
+            [],
+            "beneficiary",
+            "",
+            True,
+            False,
+            exception=ValidationError,
+        )
         self.api(self.agent_a).redeem(self.ent_a2.code, 1, point, "H-3")
-        self.assertRefused("mixed_households", agent.record_receipt, point, [*refs, "H-3"], "beneficiary", "", True, False, exception=UserError)
-        self.assertRefused("not_your_service_point", self.api(self.agent_b).record_receipt, point, refs, "beneficiary", "", True, False, exception=AccessError)
+        self.assertRefused(
+            "mixed_households",
+            agent.record_receipt,
+            point,
+            [*refs, "H-3"],
+            "beneficiary",
+            "",
+            True,
+            False,
+            exception=UserError,
+        )
+        self.assertRefused(
+            "not_your_service_point",
+            self.api(self.agent_b).record_receipt,
+            point,
+            refs,
+            "beneficiary",
+            "",
+            True,
+            False,
+            exception=AccessError,
+        )
         answer = agent.record_receipt(point, refs, "beneficiary", "", False, False)
         self.assertEqual(answer["collector_name"], "House A1", "the beneficiary's name when none is given")
 
@@ -112,9 +221,13 @@ class TestHandoutApi(InkindRedemptionCase):
         legacy = legacy_code()
         self.env.cr.execute("UPDATE g2p_entitlement SET code = %s WHERE id = %s", [legacy, self.ent_a2.id])
         self.ent_a2.invalidate_recordset()
-        self.assertEqual(self.api(self.agent_a).lookup(legacy)["code"], legacy, "a printed legacy voucher still works")
+        self.assertEqual(
+            self.api(self.agent_a).lookup(legacy)["code"], legacy, "a printed legacy voucher still works"
+        )
         self.assertEqual(self.api(self.agent_a).redeem(legacy, 5, self.point_a.id, "LEG-1")["balance"], 95.0)
-        self.assertRefused("bad_check_character", self.api(self.agent_a).lookup, legacy_code(), exception=ValidationError)
+        self.assertRefused(
+            "bad_check_character", self.api(self.agent_a).lookup, legacy_code(), exception=ValidationError
+        )
 
     def test_agents_home_action(self):
         action = self.env.ref("spp_entitlement_transactions.spp_handout_action")
@@ -125,7 +238,9 @@ class TestHandoutApi(InkindRedemptionCase):
 
     def test_receipt_pdf_holds_every_code_and_quantity(self):
         refs = self.handout()
-        receipt_id = self.api(self.agent_a).record_receipt(self.point_a.id, refs, "alternate", "Ben A1", True, PNG)["receipt_id"]
+        receipt_id = self.api(self.agent_a).record_receipt(
+            self.point_a.id, refs, "alternate", "Ben A1", True, PNG
+        )["receipt_id"]
         pdf, kind = (
             self.env["ir.actions.report"]
             .with_user(self.agent_a)
@@ -134,7 +249,16 @@ class TestHandoutApi(InkindRedemptionCase):
         )
         self.assertEqual(kind, "pdf")
         text = pdf_text_and_images(self, pdf)
-        for expected in (self.ink_a1.code, self.ent_a1.code, "Rice", "4 kg", "30.00", "Ben A1", "ID checked: yes", "House A1"):
+        for expected in (
+            self.ink_a1.code,
+            self.ent_a1.code,
+            "Rice",
+            "4 kg",
+            "30.00",
+            "Ben A1",
+            "ID checked: yes",
+            "House A1",
+        ):
             self.assertIn(expected, text)
         with self.assertRaises(AccessError):
             self.env["ir.actions.report"].with_user(self.agent_b)._render_qweb_html(
@@ -156,4 +280,6 @@ def pdf_text_and_images(case, pdf):
             png = page.read_bytes()
             case.assertTrue(png.startswith(b"\x89PNG"))
             case.assertGreater(len(set(png[200:])), 20, "the page image is not blank")
-        return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True).stdout
+        return subprocess.run(
+            ["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True
+        ).stdout

@@ -117,7 +117,9 @@ class TestHandoutTour(HttpCase, InkindRedemptionCase):
             # registry.cursor() waits for it as a request would.
             with self.registry.cursor() as cr:
                 env = api.Environment(cr, self.agent_ab.id, {})
-                env["spp.entitlement.transaction"].redeem(self.ent_a2.code, 100, self.point_a.id, "ELSEWHERE-1")
+                env["spp.entitlement.transaction"].redeem(
+                    self.ent_a2.code, 100, self.point_a.id, "ELSEWHERE-1"
+                )
 
         def drive():
             try:
@@ -140,24 +142,31 @@ class TestHandoutTour(HttpCase, InkindRedemptionCase):
                         continue
                     net, shot = json.loads(value)
                     if shot == "please":
-                        state["shot"] = browser._websocket_request("Page.captureScreenshot", params={"format": "png"})[
-                            "data"
-                        ]
+                        state["shot"] = browser._websocket_request(
+                            "Page.captureScreenshot", params={"format": "png"}
+                        )["data"]
                         browser._websocket_request(
-                            "Runtime.evaluate", params={"expression": "document.body.dataset.sppShot = 'done'"}
+                            "Runtime.evaluate",
+                            params={"expression": "document.body.dataset.sppShot = 'done'"},
                         )
                     if net in ("cut-please", "restore-please"):
                         offline = net == "cut-please"
                         browser._websocket_request("Network.enable")
                         browser._websocket_request(
                             "Network.emulateNetworkConditions",
-                            params={"offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+                            params={
+                                "offline": offline,
+                                "latency": 0,
+                                "downloadThroughput": -1,
+                                "uploadThroughput": -1,
+                            },
                         )
                         if offline:
                             elsewhere()
                         done = "cut" if offline else "restored"
                         browser._websocket_request(
-                            "Runtime.evaluate", params={"expression": f"document.body.dataset.sppNetwork = '{done}'"}
+                            "Runtime.evaluate",
+                            params={"expression": f"document.body.dataset.sppNetwork = '{done}'"},
                         )
                         if not offline:
                             return  # nothing more to drive
@@ -182,13 +191,17 @@ class TestHandoutTour(HttpCase, InkindRedemptionCase):
         Transaction = self.env["spp.entitlement.transaction"].sudo()
 
         def redemptions(entitlement):
-            link = "inkind_entitlement_id" if entitlement._name == "g2p.entitlement.inkind" else "entitlement_id"
+            link = (
+                "inkind_entitlement_id" if entitlement._name == "g2p.entitlement.inkind" else "entitlement_id"
+            )
             return Transaction.search([(link, "=", entitlement.id), ("transaction_type", "=", "redemption")])
 
         self.assertEqual(redemptions(self.ink_a1).quantity, 10.0, "House A1's rice arrived once")
         self.assertEqual(redemptions(self.ent_a1).amount, 100.0, "House A1's cash arrived once")
         self.assertTrue(redemptions(self.ink_a1).device_time, "sent with the device's time")
-        self.assertEqual(redemptions(self.ent_a2).reference, "ELSEWHERE-1", "only the redemption made elsewhere")
+        self.assertEqual(
+            redemptions(self.ent_a2).reference, "ELSEWHERE-1", "only the redemption made elsewhere"
+        )
         self.assertEqual((self.ink_a1.state, self.ent_a1.state), ("redeemed", "redeemed"))
         receipt = self.env["spp.entitlement.receipt"].search([])
         self.assertEqual(receipt.household_id, self.house_a1, "House A1's receipt was recorded on upload")

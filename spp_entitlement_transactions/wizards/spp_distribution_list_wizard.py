@@ -11,7 +11,17 @@ from odoo.tools import float_repr
 from ..models.spp_entitlement_transaction import REDEEMABLE_STATES, refusal
 
 QR_SIZE = 200  # pixels of the generated PNG; printed at about 2 cm
-CSV_COLUMNS = ["household", "beneficiary", "id_digits", "code", "item", "quantity", "balance", "unit", "valid_until"]
+CSV_COLUMNS = [
+    "household",
+    "beneficiary",
+    "id_digits",
+    "code",
+    "item",
+    "quantity",
+    "balance",
+    "unit",
+    "valid_until",
+]
 
 
 class SppDistributionListWizard(models.TransientModel):
@@ -39,7 +49,11 @@ class SppDistributionListWizard(models.TransientModel):
 
     @api.model
     def _selection_cycle(self):
-        cycles = self.env["g2p.cycle"].sudo().search([("state", "in", ("approved", "distributed"))], order="start_date desc, id desc")
+        cycles = (
+            self.env["g2p.cycle"]
+            .sudo()
+            .search([("state", "in", ("approved", "distributed"))], order="start_date desc, id desc")
+        )
         return [(str(cycle.id), "%s · %s" % (cycle.program_id.name, cycle.name)) for cycle in cycles]
 
     def _cycle(self):
@@ -123,7 +137,12 @@ class SppDistributionListWizard(models.TransientModel):
         for model in Transaction._entitlement_models():
             for entitlement in self.env[model].sudo().search(domain, order="code"):
                 household = Transaction._handout_household(entitlement.partner_id)
-                key = (household.name or "", household.id, entitlement.partner_id.name or "", entitlement.partner_id.id)
+                key = (
+                    household.name or "",
+                    household.id,
+                    entitlement.partner_id.name or "",
+                    entitlement.partner_id.id,
+                )
                 if key not in groups:
                     groups[key] = {
                         "household": household.name,
@@ -137,7 +156,9 @@ class SppDistributionListWizard(models.TransientModel):
                 rounding = entitlement._redemption_rounding()
                 total, balance = entitlement._redemption_total(), Transaction._balance(entitlement)
                 code = ern.display(entitlement.code)
-                png = self.env["ir.actions.report"].barcode("QR", code, width=QR_SIZE, height=QR_SIZE, quiet=0, barLevel="M")
+                png = self.env["ir.actions.report"].barcode(
+                    "QR", code, width=QR_SIZE, height=QR_SIZE, quiet=0, barLevel="M"
+                )
                 groups[key]["lines"].append(
                     {
                         "code": code,
@@ -145,7 +166,9 @@ class SppDistributionListWizard(models.TransientModel):
                         "quantity": self._format(total, rounding),
                         "balance": self._format(balance, rounding),
                         "unit": unit,
-                        "valid_until": fields.Date.to_string(entitlement.valid_until) if entitlement.valid_until else "",
+                        "valid_until": fields.Date.to_string(entitlement.valid_until)
+                        if entitlement.valid_until
+                        else "",
                         "qr": base64.b64encode(png).decode(),
                     }
                 )
@@ -206,4 +229,9 @@ class SppDistributionListReport(models.AbstractModel):
     @api.model
     def _get_report_values(self, docids, data=None):
         wizards = self.env["spp.distribution.list.wizard"].browse(docids)
-        return {"doc_ids": docids, "doc_model": wizards._name, "docs": wizards, "lists": [w._distribution_list() for w in wizards]}
+        return {
+            "doc_ids": docids,
+            "doc_model": wizards._name,
+            "docs": wizards,
+            "lists": [w._distribution_list() for w in wizards],
+        }

@@ -10,3 +10,4 @@ from . import test_bad_input
 from . import test_handout
 from . import test_handout_tour
 from . import test_distribution_list
+from . import test_ern_js

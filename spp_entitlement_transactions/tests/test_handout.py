@@ -249,17 +249,23 @@ class TestHandoutApi(InkindRedemptionCase):
         )
         self.assertEqual(kind, "pdf")
         text = pdf_text_and_images(self, pdf)
+        for code in (self.ink_a1.code, self.ent_a1.code):
+            self.assertIn(code, text, "every code in the PDF")
+        html, _kind = (
+            self.env["ir.actions.report"]
+            .with_user(self.agent_a)
+            ._render_qweb_html("spp_entitlement_transactions.spp_entitlement_receipt_report", [receipt_id])
+        )
+        html = " ".join(html.decode().split())
         for expected in (
-            self.ink_a1.code,
-            self.ent_a1.code,
             "Rice",
-            "4 kg",
+            ">4</span> <span>kg",
             "30.00",
             "Ben A1",
-            "ID checked: yes",
+            "ID checked: <strong>yes",
             "House A1",
         ):
-            self.assertIn(expected, text)
+            self.assertIn(expected, html)
         with self.assertRaises(AccessError):
             self.env["ir.actions.report"].with_user(self.agent_b)._render_qweb_html(
                 "spp_entitlement_transactions.spp_entitlement_receipt_report", [receipt_id]

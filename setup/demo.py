@@ -46,6 +46,7 @@ from g2p_client import Client  # noqa: E402
 from odoo_server import ADDONS, OdooServer, odoo_bin  # noqa: E402
 
 PASSWORD = "demo"  # the demo users' password (printed at the end)
+HANDOUT_PATH = "/web#action=spp_entitlement_transactions.spp_handout_action"  # agents' screen (issue 20)
 ROLES = {
     "officer": ("Program Officer", "g2p_programs_ext.group_program_officer"),
     "validator": ("Entitlement Validator", "g2p_programs_ext.group_program_validator"),
@@ -653,6 +654,7 @@ def main():
                 f"The back office is on {server.url}: admin / admin; demo_officer, demo_validator, "
                 f"demo_approver, demo_manager, agent_sp01... / {PASSWORD} (Ctrl+C to stop)."
             )
+            say(f"Agents open the handout screen (their home page at login): {server.url}{HANDOUT_PATH}")
             server.proc.wait()
         except KeyboardInterrupt:
             pass
@@ -684,6 +686,7 @@ def main():
     logins.update({f"Agent {sp['code']}": a["login"] for sp, a in report.pop("_agents")})
     report["steps"] = steps.times
     print_report(report, steps, logins)
+    say(f"Agents open the handout screen (their home page at login): {server.url}{HANDOUT_PATH}")
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2, default=str))
     if args.no_serve:

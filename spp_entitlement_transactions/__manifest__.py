@@ -11,12 +11,25 @@
     "data": [
         "security/ir.model.access.csv",
         "security/spp_entitlement_transaction_security.xml",
+        "security/spp_entitlement_receipt_security.xml",
         "views/spp_entitlement_transaction_views.xml",
         "views/g2p_entitlement_views.xml",
         "views/g2p_cycle_views.xml",
         "views/spp_service_point_views.xml",
+        "views/spp_entitlement_receipt_views.xml",
+        "wizards/spp_distribution_list_wizard_views.xml",
         "views/spp_entitlement_transactions_menus.xml",
+        "report/spp_entitlement_receipt_report.xml",
+        "report/spp_distribution_list_report.xml",
+        "data/res_users_data.xml",
     ],
+    "assets": {
+        "web.assets_backend": [
+            "spp_entitlement_transactions/static/src/js/ern.js",
+            "spp_entitlement_transactions/static/src/handout/*",
+        ],
+        "web.assets_tests": ["spp_entitlement_transactions/static/tests/tours/*.js"],
+    },
     "development_status": "Alpha",
     "installable": True,
 }

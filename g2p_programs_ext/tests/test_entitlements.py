@@ -286,16 +286,62 @@ class TestTransitionsAndErn(EntitlementCommon):
             self.env.cr.execute("UPDATE g2p_entitlement SET code = %s WHERE id = %s", [a.code, b.id])
 
     def test_check_character_catches_single_errors_and_adjacent_swaps(self):
-        charset = ern.ISO7064_CHARSET[:-1]
-        for _i in range(30):
+        """Exhaustive proof over the 31-character alphabet: for every position, every
+        value there and every other character, the changed code is refused; for every two
+        adjacent positions and every ordered pair of different values, the swapped code
+        is refused. The check is linear (changing one character changes the weighted sum
+        by the same amount whatever the others are), so codes built with those values at
+        those positions and any others (here: one character solved for validity) stand
+        for every code."""
+        alphabet = ern.ALPHABET
+        length = ern.BODY_LENGTH + 1
+        weights = ern.weights()
+        self.assertEqual(len(set(weights)), length, "distinct weights")
+        self.assertNotIn(0, weights)
+
+        def complete(fixed):
+            """A valid code with ``fixed`` {position: character}, other positions filled."""
+            free = next(i for i in range(length) if i not in fixed)
+            values = [alphabet.index(fixed.get(i, "2")) for i in range(length)]
+            values[free] = 0
+            rest = sum(w * v for w, v in zip(weights, values, strict=True))
+            values[free] = (1 - rest) * pow(weights[free], -1, ern.MODULUS) % ern.MODULUS
+            code = "".join(alphabet[v] for v in values)
+            self.assertTrue(ern.is_valid(code), code)
+            return code
+
+        singles = swaps = 0
+        for pos, a in itertools.product(range(length), alphabet):
+            code = complete({pos: a})
+            for b in ern.ISO7064_CHARSET:  # the alphabet and what may be mistyped for it
+                if b != a:
+                    wrong = code[:pos] + b + code[pos + 1 :]
+                    self.assertFalse(ern.is_valid(wrong), wrong)
+                    singles += 1
+        for pos, (a, b) in itertools.product(range(length - 1), itertools.permutations(alphabet, 2)):
+            code = complete({pos: a, pos + 1: b})
+            swapped = code[:pos] + b + a + code[pos + 2 :]
+            self.assertFalse(ern.is_valid(swapped), swapped)
+            swaps += 1
+        self.assertEqual((singles, swaps), (9 * 31 * 36, 8 * 31 * 30))
+
+    def test_generated_codes_use_the_alphabet_only(self):
+        for _i in range(2000):
             code = ern.generate()
+            self.assertTrue(set(code) <= set(ern.ALPHABET), code)
             self.assertTrue(ern.is_valid(code))
             self.assertTrue(ern.is_valid(ern.display(code).lower()))
-            for pos, char in itertools.product(range(len(code)), charset):
-                if char != code[pos]:
-                    wrong = code[:pos] + char + code[pos + 1 :]
-                    self.assertFalse(ern.is_valid(wrong), wrong)
-            for pos in range(len(code) - 1):
-                if code[pos] != code[pos + 1]:
-                    swapped = code[:pos] + code[pos + 1] + code[pos] + code[pos + 2 :]
-                    self.assertFalse(ern.is_valid(swapped), swapped)
+
+    def test_legacy_codes_are_recognized_apart(self):
+        """Codes printed before the 31-character check (ISO 7064 MOD 37-2) are recognized
+        as legacy; their check character may be outside the alphabet (e.g. ``*``)."""
+        self.assertEqual(ern.legacy_check_character("7KQ2MX4C"), "*")
+        self.assertTrue(ern.is_legacy_valid("7KQ2-MX4C-*"))
+        self.assertFalse(ern.is_valid("7KQ2MX4C*"))
+        for _i in range(200):
+            body = ern.generate()[:-1]
+            legacy = body + ern.legacy_check_character(body)
+            self.assertTrue(ern.is_legacy_valid(legacy))
+            for other in ern.ISO7064_CHARSET:
+                if other != legacy[-1]:
+                    self.assertFalse(ern.is_legacy_valid(body + other))

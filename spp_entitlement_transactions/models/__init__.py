@@ -4,3 +4,6 @@ from . import g2p_entitlement_base
 from . import g2p_entitlement
 from . import spp_service_point
 from . import g2p_cycle
+from . import spp_entitlement_receipt
+from . import spp_entitlement_transaction_receipt
+from . import res_users

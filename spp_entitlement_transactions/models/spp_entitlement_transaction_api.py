@@ -18,6 +18,7 @@ JSON-RPC (``lookup``, ``redeem``, ``reverse``, ``redeem_batch``,
 import logging
 
 from odoo import _, api, fields, models
+from odoo.addons.g2p_programs_ext import ern
 from odoo.addons.g2p_programs_ext.models.g2p_entitlement_base import (
     ENTITLEMENT_STATES,
     ENTITLEMENT_TRANSITIONS,
@@ -619,6 +620,13 @@ class SppEntitlementTransaction(models.Model):
         try:
             return check(value)
         except redemption_input.InputError as error:
+            if (
+                error.code == "bad_check_character"
+                and isinstance(value, str)
+                and self._is_legacy_code(ern.normalize(value))
+            ):
+                # a voucher printed before the 31-character check (issue 20) keeps working
+                return ern.display(ern.normalize(value))
             message = _(error.template, **error.params) if error.params else _(error.template)
             raise refusal(ValidationError, error.code, message) from None
 

@@ -6,3 +6,7 @@ from . import test_access
 from . import test_access_matrix
 from . import test_back_office
 from . import test_bad_input
+from . import test_handout
+from . import test_handout_tour
+from . import test_distribution_list
+from . import test_ern_js

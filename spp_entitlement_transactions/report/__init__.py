@@ -1,0 +1,1 @@
+from . import spp_entitlement_receipt_report

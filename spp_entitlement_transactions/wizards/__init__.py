@@ -1,0 +1,1 @@
+from . import spp_distribution_list_wizard

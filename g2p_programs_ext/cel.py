@@ -36,6 +36,8 @@ from dateutil.relativedelta import relativedelta
 from odoo import _
 from odoo.exceptions import ValidationError
 
+from . import cel_sql
+
 _logger = logging.getLogger(__name__)
 
 # cel-python's runners log every evaluation error at ERROR level ("Internal error"); the
@@ -245,3 +247,17 @@ def positive_number(value):
         return None
     value = float(value)
     return value if math.isfinite(value) and value > 0 else None
+
+
+def path_label(text, extra_types=None):
+    """Which path the CEL ``text`` takes, for the forms: "" without a text, else
+    "evaluated in SQL" or "evaluated per beneficiary: <why>" (cel_sql's reason).
+
+    :param extra_types: {variable: CEL type} the caller binds (``{"base_amount": "double"}``).
+    """
+    if not text or not text.strip():
+        return ""
+    in_sql, reason = cel_sql.sql_path(text, extra_types)
+    if in_sql:
+        return _("evaluated in SQL")
+    return _("evaluated per beneficiary: %s", reason)

@@ -168,6 +168,14 @@ class _List:
     alias: str
     kind: str
     keep: object = None
+    # always true, but over the list's own rows: an aggregate whose argument names only
+    # outer columns would belong to the outer query (PostgreSQL's rule)
+    anchor: object = None
+
+    def kept(self):
+        """``keep`` anchored to the list's rows (true/false/NULL as ``keep``)."""
+        keep = self.keep if self.keep is not None else SQL("true")
+        return SQL("(%s AND %s)", keep, self.anchor)
 
 
 class Compiler:
@@ -319,7 +327,7 @@ class Compiler:
             raise Unsupported("`in` over members has no SQL form here")
         elem = Val(SQL("%s.e" % lst.alias), lst.kind) if lst.kind != "error" else _err()
         eq = self._equal(a, elem) if elem.type != "error" else SQL("NULL::boolean")
-        keep = lst.keep if lst.keep is not None else SQL("true")
+        keep = lst.kept()
         return Val(
             SQL(
                 "(SELECT CASE WHEN %s IS NULL THEN NULL WHEN bool_or(%s IS NULL) THEN NULL "
@@ -386,9 +394,11 @@ class Compiler:
             value = int(text, 0)
             if not INT_MIN <= value <= INT_MAX:
                 raise Unsupported("an integer literal out of int64")
-            return Val(SQL("%s::bigint", value), "int")
+            # CAST(-9223372036854775808 AS bigint): a "-x::bigint" would cast before negating
+            return Val(SQL("CAST(%s AS bigint)", value), "int")
         if token.type == "FLOAT_LIT":
-            return Val(SQL("%s::float8", float(text)), "double")
+            # given as text: a numeric literal has no negative zero
+            return Val(SQL("CAST(%s AS float8)", repr(float(text))), "double")
         if token.type in ("STRING_LIT", "MLSTRING_LIT"):
             if text[:1] in "rRbB" or "\\" in text:
                 raise Unsupported("strings with escapes or prefixes have no SQL form here")
@@ -409,7 +419,9 @@ class Compiler:
             return self._members_list()
         if name in self.extra_types:
             type_ = self.extra_types[name]
-            return Val(SQL("%s::%s" % ("%s", _SQL_TYPES[type_]), self.extra_values[name]), type_)
+            value = self.extra_values[name]
+            value = repr(float(value)) if type_ == "double" else value  # text: -0.0, inf, nan
+            return Val(SQL("CAST(%s AS %s)" % ("%s", _SQL_TYPES[type_]), value), type_)
         if name in ("true", "false"):
             return Val(SQL(name), "bool")
         raise Unsupported("`%s` is not a variable here" % name)
@@ -422,7 +434,7 @@ class Compiler:
             "g2p_group_membership %s JOIN res_partner %s ON %s.id = %s.individual_id "
             "WHERE %s.group_id = %s.id AND %s.end_date IS NULL" % (gm, alias, alias, gm, gm, self.me, gm)
         )
-        return _List(source, alias, "partner")
+        return _List(source, alias, "partner", anchor=SQL("(%s.id IS NOT NULL)" % gm))
 
     def r_list_lit(self, node):
         exprs = node.children[0].children if node.children and node.children[0] is not None else []
@@ -435,10 +447,14 @@ class Compiler:
         kind = types.pop() if types else "error"
         alias = self._alias("l")
         if not items:
-            return _List(SQL("(SELECT NULL::boolean AS e WHERE false) %s" % alias), alias, kind)
+            return _List(
+                SQL("(SELECT NULL::boolean AS e WHERE false) %s" % alias), alias, kind, anchor=SQL("(%s IS NULL OR true)" % alias)
+            )
         rows = SQL(", ").join(SQL("(%s)", v.sql) for v in items)
         source = SQL("(VALUES %s) %s(e)" % ("%s", alias), rows)
-        return _List(source, alias, kind, keep=SQL("(%s.e IS NOT NULL OR NULL)" % alias))
+        return _List(
+            source, alias, kind, keep=SQL("(%s.e IS NOT NULL OR NULL)" % alias), anchor=SQL("(%s IS NULL OR true)" % alias)
+        )
 
     def r_member_dot(self, node):
         target, name = node.children
@@ -482,6 +498,8 @@ class Compiler:
             return self._has(args[0])
         if name == "size" and len(args) == 1:
             return self._size(args[0])
+        if name == "dyn" and len(args) == 1:
+            return self.expr(args[0])
         if name in ("int", "double", "string") and len(args) == 1:
             return self._convert(name, self.value(args[0]))
         raise Unsupported("`%s()` has no SQL form here" % name)
@@ -580,7 +598,7 @@ class Compiler:
         if pred is not None:
             keep = SQL("(CASE WHEN %s IS NULL THEN NULL WHEN NOT %s THEN false ELSE %s END)", keep, keep, pred)
         if mapped is None:
-            return _List(lst.source, lst.alias, lst.kind, keep)
+            return _List(lst.source, lst.alias, lst.kind, keep, lst.anchor)
         if mapped.type == "error":
             keep_map = SQL("(CASE WHEN %s IS NULL THEN NULL WHEN NOT %s THEN false END)", keep, keep)
         else:
@@ -594,10 +612,10 @@ class Compiler:
         source = SQL(
             "(SELECT %s AS e, %s AS k FROM %s) %s" % ("%s", "%s", "%s", alias), _typed(mapped), keep_map, lst.source
         )
-        return _List(source, alias, mapped.type, SQL("%s.k" % alias))
+        return _List(source, alias, mapped.type, SQL("%s.k" % alias), SQL("(%s IS NULL OR true)" % alias))
 
     def _aggregate(self, lst, method, pred):
-        k = lst.keep if lst.keep is not None else SQL("true")
+        k = lst.kept()
         body = lst.source
         if method == "size":
             template = "(SELECT CASE WHEN bool_or(%s IS NULL) THEN NULL ELSE count(*) FILTER (WHERE %s) END FROM %s)"

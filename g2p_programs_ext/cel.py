@@ -97,7 +97,9 @@ def check_expression(text, label):
         _compile(text.strip())
     except Exception as exc:
         line = getattr(exc, "line", None)
-        where = _("line %(line)s, column %(column)s", line=line, column=exc.column) if line else _("type check")
+        where = (
+            _("line %(line)s, column %(column)s", line=line, column=exc.column) if line else _("type check")
+        )
         raise ValidationError(
             _(
                 "[invalid_expression] %(label)s is not a valid CEL expression (%(where)s):\n%(error)s",

@@ -27,9 +27,9 @@ Usage::
 """
 
 import functools
-import re
 from dataclasses import dataclass
 
+from celpy.celparser import CELParser
 from lark import Token, Tree
 
 from odoo.tools import SQL
@@ -236,7 +236,13 @@ class Compiler:
         a, b = self.value(node.children[1]), self.value(node.children[2])
         type_ = self._unify(a, b, "`? :`")
         return Val(
-            SQL("(CASE WHEN %s THEN %s WHEN NOT %s THEN %s END)", cond, _typed(a, type_), cond, _typed(b, type_)),
+            SQL(
+                "(CASE WHEN %s THEN %s WHEN NOT %s THEN %s END)",
+                cond,
+                _typed(a, type_),
+                cond,
+                _typed(b, type_),
+            ),
             type_,
         )
 
@@ -287,7 +293,8 @@ class Compiler:
             # IEEE: NaN is unordered (PostgreSQL orders it above everything)
             return Val(
                 SQL(
-                    "(CASE WHEN %s = 'NaN' OR %s = 'NaN' THEN false ELSE %s %s %s END)" % ("%s", "%s", "%s", sql_op, "%s"),
+                    "(CASE WHEN %s = 'NaN' OR %s = 'NaN' THEN false ELSE %s %s %s END)"
+                    % ("%s", "%s", "%s", sql_op, "%s"),
                     x,
                     y,
                     x,
@@ -448,12 +455,19 @@ class Compiler:
         alias = self._alias("l")
         if not items:
             return _List(
-                SQL("(SELECT NULL::boolean AS e WHERE false) %s" % alias), alias, kind, anchor=SQL("(%s IS NULL OR true)" % alias)
+                SQL("(SELECT NULL::boolean AS e WHERE false) %s" % alias),
+                alias,
+                kind,
+                anchor=SQL("(%s IS NULL OR true)" % alias),
             )
         rows = SQL(", ").join(SQL("(%s)", v.sql) for v in items)
         source = SQL("(VALUES %s) %s(e)" % ("%s", alias), rows)
         return _List(
-            source, alias, kind, keep=SQL("(%s.e IS NOT NULL OR NULL)" % alias), anchor=SQL("(%s IS NULL OR true)" % alias)
+            source,
+            alias,
+            kind,
+            keep=SQL("(%s.e IS NOT NULL OR NULL)" % alias),
+            anchor=SQL("(%s IS NULL OR true)" % alias),
         )
 
     def r_member_dot(self, node):
@@ -596,7 +610,9 @@ class Compiler:
         of a subquery whose ``e`` is the mapped value and ``k`` the keep."""
         keep = lst.keep if lst.keep is not None else SQL("true")
         if pred is not None:
-            keep = SQL("(CASE WHEN %s IS NULL THEN NULL WHEN NOT %s THEN false ELSE %s END)", keep, keep, pred)
+            keep = SQL(
+                "(CASE WHEN %s IS NULL THEN NULL WHEN NOT %s THEN false ELSE %s END)", keep, keep, pred
+            )
         if mapped is None:
             return _List(lst.source, lst.alias, lst.kind, keep, lst.anchor)
         if mapped.type == "error":
@@ -610,7 +626,10 @@ class Compiler:
             )
         alias = self._alias("s")
         source = SQL(
-            "(SELECT %s AS e, %s AS k FROM %s) %s" % ("%s", "%s", "%s", alias), _typed(mapped), keep_map, lst.source
+            "(SELECT %s AS e, %s AS k FROM %s) %s" % ("%s", "%s", "%s", alias),
+            _typed(mapped),
+            keep_map,
+            lst.source,
         )
         return _List(source, alias, mapped.type, SQL("%s.k" % alias), SQL("(%s IS NULL OR true)" % alias))
 
@@ -618,7 +637,9 @@ class Compiler:
         k = lst.kept()
         body = lst.source
         if method == "size":
-            template = "(SELECT CASE WHEN bool_or(%s IS NULL) THEN NULL ELSE count(*) FILTER (WHERE %s) END FROM %s)"
+            template = (
+                "(SELECT CASE WHEN bool_or(%s IS NULL) THEN NULL ELSE count(*) FILTER (WHERE %s) END FROM %s)"
+            )
             return Val(SQL(template, k, k, body), "int")
         if method == "exists":
             template = (
@@ -652,8 +673,6 @@ def _var_name(node):
 
 @functools.lru_cache(maxsize=512)
 def _parse(text):
-    from celpy.celparser import CELParser
-
     return CELParser().parse(text)
 
 

@@ -150,7 +150,10 @@ class G2PEntitlementItemMixin(models.AbstractModel):
         if formula is None:
             figure = SQL("%s::float8", base)
         elif formula.type == "int":
-            figure = SQL("(SELECT CASE WHEN v > 0 THEN v::float8 END FROM (SELECT %s AS v) f)", formula.sql("p", today, extra))
+            figure = SQL(
+                "(SELECT CASE WHEN v > 0 THEN v::float8 END FROM (SELECT %s AS v) f)",
+                formula.sql("p", today, extra),
+            )
         elif formula.type == "double":
             figure = SQL(
                 "(SELECT CASE WHEN v > 0 AND v < 'Infinity' THEN v END FROM (SELECT %s AS v) f)",
@@ -259,7 +262,11 @@ class G2PEntitlementItemMixin(models.AbstractModel):
                 elif ok:
                     figures[pid] = figure
             if skipped:
-                _logger.warning("%s: skipped %d beneficiaries (CEL error or no positive figure, in SQL)", self._item_label(), skipped)
+                _logger.warning(
+                    "%s: skipped %d beneficiaries (CEL error or no positive figure, in SQL)",
+                    self._item_label(),
+                    skipped,
+                )
             return self._apply_multiplier(figures), skipped
         if self.condition_expression and self.condition_expression.strip():
             evaluator = cel.Evaluator(self.env, self.condition_expression, self._item_label())

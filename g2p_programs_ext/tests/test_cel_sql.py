@@ -33,7 +33,7 @@ from .common import G2PCommon
 
 LONG = os.environ.get("G2P_LONG_TESTS") == "1"
 SETTINGS = settings(
-    max_examples=500 if LONG else 40,
+    max_examples=500 if LONG else 30,
     deadline=None,
     database=None,
     derandomize=not LONG,
@@ -389,7 +389,7 @@ class TestCelSql(G2PCommon):
                     % (text, acts[pid][0], acts[pid][1], reference[pid], runtime[pid]),
                 )
 
-    @settings(SETTINGS, max_examples=200 if LONG else 12)
+    @settings(SETTINGS, max_examples=200 if LONG else 10)
     @given(
         condition=bools(2),
         formula=st.one_of(dbls(2), ints(1)),

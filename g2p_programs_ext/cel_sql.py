@@ -27,6 +27,7 @@ Usage::
 """
 
 import functools
+import re
 from dataclasses import dataclass
 
 from celpy.celparser import CELParser
@@ -168,6 +169,9 @@ class _List:
     alias: str
     kind: str
     keep: object = None
+    # for the members list and its filters: (membership alias, FROM body without the
+    # correlation to `me`), for a grouped join
+    grouped: object = None
     # always true, but over the list's own rows: an aggregate whose argument names only
     # outer columns would belong to the outer query (PostgreSQL's rule)
     anchor: object = None
@@ -182,10 +186,18 @@ class Compiler:
     """Compile one parsed CEL expression. ``extra``: names of caller variables
     (e.g. ``base_amount``) -> CEL type; their values are SQL parameters."""
 
-    def __init__(self, extra_types):
+    def __init__(self, extra_types, prefix="", hoist=None):
         self.extra_types = dict(extra_types)
         self.counter = 0
         self.uses_members = False
+        self.prefix = prefix
+        # hoist: None, or the SQL of the registrants' ids the query covers: then the
+        # aggregates over `members` at the top level (not inside another macro, not
+        # reading `me`) are computed by one grouped join each (self.joins) instead of
+        # one correlated subquery per registrant
+        self.hoist = hoist
+        self.joins = []
+        self.depth = 0
 
     # -- entry ---------------------------------------------------------------
     def compile(self, tree, me_alias, today, extra_values):
@@ -197,7 +209,7 @@ class Compiler:
 
     def _alias(self, prefix):
         self.counter += 1
-        return "%s%d" % (prefix, self.counter)
+        return "%s%s%d" % (self.prefix, prefix, self.counter)
 
     # -- tree walking ---------------------------------------------------------
     def expr(self, node):
@@ -441,7 +453,15 @@ class Compiler:
             "g2p_group_membership %s JOIN res_partner %s ON %s.id = %s.individual_id "
             "WHERE %s.group_id = %s.id AND %s.end_date IS NULL" % (gm, alias, alias, gm, gm, self.me, gm)
         )
-        return _List(source, alias, "partner", anchor=SQL("(%s.id IS NOT NULL)" % gm))
+        lst = _List(source, alias, "partner", anchor=SQL("(%s.id IS NOT NULL)" % gm))
+        lst.grouped = (
+            gm,
+            SQL(
+                "g2p_group_membership %s JOIN res_partner %s ON %s.id = %s.individual_id "
+                "WHERE %s.end_date IS NULL" % (gm, alias, alias, gm, gm)
+            ),
+        )
+        return lst
 
     def r_list_lit(self, node):
         exprs = node.children[0].children if node.children and node.children[0] is not None else []
@@ -589,10 +609,12 @@ class Compiler:
         row = _Row(lst.alias, lst.kind)
         saved = self.scope.get(var)
         self.scope[var] = row
+        self.depth += 1
         try:
             pred = self.value(args[1])
             mapped = self.value(args[2]) if len(args) == 3 else None
         finally:
+            self.depth -= 1
             if saved is None:
                 self.scope.pop(var, None)
             else:
@@ -614,7 +636,7 @@ class Compiler:
                 "(CASE WHEN %s IS NULL THEN NULL WHEN NOT %s THEN false ELSE %s END)", keep, keep, pred
             )
         if mapped is None:
-            return _List(lst.source, lst.alias, lst.kind, keep, lst.anchor)
+            return _List(lst.source, lst.alias, lst.kind, keep, lst.grouped, lst.anchor)
         if mapped.type == "error":
             keep_map = SQL("(CASE WHEN %s IS NULL THEN NULL WHEN NOT %s THEN false END)", keep, keep)
         else:
@@ -631,32 +653,68 @@ class Compiler:
             keep_map,
             lst.source,
         )
-        return _List(source, alias, mapped.type, SQL("%s.k" % alias), SQL("(%s IS NULL OR true)" % alias))
+        return _List(
+            source, alias, mapped.type, SQL("%s.k" % alias), anchor=SQL("(%s IS NULL OR true)" % alias)
+        )
+
+    _AGGREGATES = {
+        "size": (
+            "CASE WHEN bool_or(%(k)s IS NULL) THEN NULL ELSE count(*) FILTER (WHERE %(k)s) END",
+            "int",
+            "0",
+        ),
+        "exists": (
+            "CASE WHEN bool_or(%(k)s IS NULL) THEN NULL WHEN bool_or(%(k)s AND %(p)s) THEN true "
+            "WHEN bool_or(%(k)s AND %(p)s IS NULL) THEN NULL ELSE false END",
+            "bool",
+            "false",
+        ),
+        "all": (
+            "CASE WHEN bool_or(%(k)s IS NULL) THEN NULL WHEN bool_or(%(k)s AND NOT %(p)s) THEN false "
+            "WHEN bool_or(%(k)s AND %(p)s IS NULL) THEN NULL ELSE true END",
+            "bool",
+            "true",
+        ),
+        "exists_one": (
+            "CASE WHEN bool_or(%(k)s IS NULL) THEN NULL WHEN bool_or(%(k)s AND %(p)s IS NULL) THEN NULL "
+            "ELSE count(*) FILTER (WHERE %(k)s AND %(p)s) = 1 END",
+            "bool",
+            "false",
+        ),
+    }
 
     def _aggregate(self, lst, method, pred):
+        """size/exists/all/exists_one over ``lst``: a correlated subquery, or (hoisted)
+        a column of a grouped join over all the households' members."""
+        template, type_, empty = self._AGGREGATES[method]
         k = lst.kept()
-        body = lst.source
-        if method == "size":
-            template = (
-                "(SELECT CASE WHEN bool_or(%s IS NULL) THEN NULL ELSE count(*) FILTER (WHERE %s) END FROM %s)"
+        pred = pred if pred is not None else SQL("true")
+        value = SQL(template, k=k, p=pred)
+        if (
+            self.hoist is not None
+            and self.depth == 0
+            and lst.grouped is not None
+            and not _mentions(self.me, value)
+        ):
+            gm, body = lst.grouped
+            name = self._alias("g")
+            self.joins.append(
+                SQL(
+                    "LEFT JOIN (SELECT %s.group_id AS gid, %s AS v FROM %s AND %s.group_id IN %s GROUP BY 1) %s "
+                    "ON %s.gid = %s.id" % (gm, "%s", "%s", gm, "%s", name, name, self.me),
+                    value,
+                    body,
+                    self.hoist,
+                )
             )
-            return Val(SQL(template, k, k, body), "int")
-        if method == "exists":
-            template = (
-                "(SELECT CASE WHEN bool_or(%(k)s IS NULL) THEN NULL WHEN bool_or(%(k)s AND %(p)s) THEN true "
-                "WHEN bool_or(%(k)s AND %(p)s IS NULL) THEN NULL ELSE false END FROM %(b)s)"
-            )
-        elif method == "all":
-            template = (
-                "(SELECT CASE WHEN bool_or(%(k)s IS NULL) THEN NULL WHEN bool_or(%(k)s AND NOT %(p)s) THEN false "
-                "WHEN bool_or(%(k)s AND %(p)s IS NULL) THEN NULL ELSE true END FROM %(b)s)"
-            )
-        else:
-            template = (
-                "(SELECT CASE WHEN bool_or(%(k)s IS NULL) THEN NULL WHEN bool_or(%(k)s AND %(p)s IS NULL) THEN NULL "
-                "ELSE count(*) FILTER (WHERE %(k)s AND %(p)s) = 1 END FROM %(b)s)"
-            )
-        return Val(SQL(template, k=k, p=pred, b=body), "bool")
+            # no row: a household without active members (or an individual): the empty list
+            return Val(SQL("(CASE WHEN %s.gid IS NULL THEN %s ELSE %s.v END)" % (name, empty, name)), type_)
+        return Val(SQL("(SELECT %s FROM %s)", value, lst.source), type_)
+
+
+def _mentions(alias, sql):
+    """Whether the SQL code reads columns of ``alias``."""
+    return re.search(r"(?<![\w.])%s\." % re.escape(alias), sql.code) is not None
 
 
 def _args(exprlist):
@@ -689,6 +747,16 @@ class Compiled:
     def sql(self, alias, today, extra=None):
         compiler = Compiler(dict(self.extra_types))
         return compiler.compile(_parse(self.text), alias, today, extra or {}).sql
+
+    def parts(self, alias, today, ids_sql, extra=None, prefix=""):
+        """(expression, joins): the text over the res_partner alias ``alias`` whose
+        rows are among ``ids_sql`` (an SQL list or subquery of ids, e.g. ``(SELECT ...)``),
+        with the aggregates over ``members`` as grouped LEFT JOINs (``joins``, SQL to
+        put after ``FROM res_partner alias``). ``prefix``: for the aliases, when two
+        texts share a query."""
+        compiler = Compiler(dict(self.extra_types), prefix=prefix, hoist=ids_sql)
+        value = compiler.compile(_parse(self.text), alias, today, extra or {})
+        return value.sql, SQL(" ").join(compiler.joins)
 
 
 @functools.lru_cache(maxsize=512)

@@ -142,25 +142,24 @@ class G2PEntitlementItemMixin(models.AbstractModel):
         cel_sql.Compiled or None (then true / the item's figure ``base``)."""
         today = fields.Date.context_today(self)
         extra = {self._base_variable(): base}
-        ok = SQL("true")
+        ids_sql = SQL("(SELECT unnest(%s::int[]))", list(partner_ids))
+        ok, joins = SQL("true"), []
         if condition is not None:
-            ok = condition.sql("p", today)
+            ok, join = condition.parts("p", today, ids_sql, prefix="c")
+            joins.append(join)
             if condition.type != "bool":
                 ok = SQL("(CASE WHEN %s IS NULL THEN NULL ELSE false END)", ok)
-        if formula is None:
-            figure = SQL("%s::float8", base)
-        elif formula.type == "int":
+        if formula is None or formula.type not in ("int", "double"):
+            # no formula: the item's figure; a formula that is not a number: all skipped
+            given = formula is None and base > 0  # no formula and no positive figure: nothing, not skipped
+            figure = SQL("CAST(%s AS float8)", repr(float(base))) if given else SQL("NULL::float8")
+        else:
+            value, join = formula.parts("p", today, ids_sql, extra, prefix="f")
+            joins.append(join)
+            guard = "v > 0" if formula.type == "int" else "v > 0 AND v < 'Infinity'"
             figure = SQL(
-                "(SELECT CASE WHEN v > 0 THEN v::float8 END FROM (SELECT %s AS v) f)",
-                formula.sql("p", today, extra),
+                "(SELECT CASE WHEN %s THEN v::float8 END FROM (SELECT %s AS v) f)" % (guard, "%s"), value
             )
-        elif formula.type == "double":
-            figure = SQL(
-                "(SELECT CASE WHEN v > 0 AND v < 'Infinity' THEN v END FROM (SELECT %s AS v) f)",
-                formula.sql("p", today, extra),
-            )
-        else:  # not a number: every beneficiary the condition keeps is skipped
-            figure = SQL("NULL::float8")
         # Raw SQL: the item's condition and formula over a batch in one query (cel_sql);
         # reads only, after a flush of what it reads.
         self.env["res.partner"].flush_model()
@@ -168,9 +167,10 @@ class G2PEntitlementItemMixin(models.AbstractModel):
         self.env.cr.execute(
             SQL(
                 # OFFSET 0: the answer is computed once (not pulled up into both places)
-                "SELECT p.id, c.ok, CASE WHEN c.ok THEN %s END FROM res_partner p "
+                "SELECT p.id, c.ok, CASE WHEN c.ok THEN %s END FROM res_partner p %s "
                 "CROSS JOIN LATERAL (SELECT %s AS ok OFFSET 0) c WHERE p.id = ANY(%s)",
                 figure,
+                SQL(" ").join(joins),
                 ok,
                 list(partner_ids),
             )

@@ -256,10 +256,12 @@ class G2PProgram(models.Model):
         compiled = self._compiled_expression()
         if compiled is None:
             return None
-        value = compiled.sql("p", fields.Date.context_today(self))
+        value, joins = compiled.parts("p", fields.Date.context_today(self), candidates_sql)
         if compiled.type != "bool":  # not true: not eligible, but its errors still count
             value = SQL("(CASE WHEN %s IS NULL THEN NULL ELSE false END)", value)
-        return SQL("SELECT p.id, %s AS ok FROM res_partner p WHERE p.id IN %s", value, candidates_sql)
+        return SQL(
+            "SELECT p.id, %s AS ok FROM res_partner p %s WHERE p.id IN %s", value, joins, candidates_sql
+        )
 
     def _eligibility_counts(self, sql_only=False):
         """(eligible, CEL errors, candidates) now: one SQL count when the expression

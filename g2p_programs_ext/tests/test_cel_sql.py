@@ -218,6 +218,13 @@ class TestCelSql(G2PCommon):
         types = {name: "double" for name in extra or {}}
         compiled = cel_sql.compile_expression(text, types)
         self.env.flush_all()
+        ids_sql = SQL("(SELECT unnest(%s::int[]))", list(partner_ids))
+        value, joins = compiled.parts("p", self.today, ids_sql, extra)
+        self.env.cr.execute(
+            SQL("SELECT p.id, %s FROM res_partner p %s WHERE p.id = ANY(%s)", value, joins, list(partner_ids))
+        )
+        hoisted = {pid: ERROR if v is None else v for pid, v in self.env.cr.fetchall()}
+        # the same text with every aggregate as a correlated subquery
         self.env.cr.execute(
             SQL(
                 "SELECT p.id, %s FROM res_partner p WHERE p.id = ANY(%s)",
@@ -225,7 +232,12 @@ class TestCelSql(G2PCommon):
                 list(partner_ids),
             )
         )
-        return {pid: ERROR if value is None else value for pid, value in self.env.cr.fetchall()}
+        correlated = {pid: ERROR if v is None else v for pid, v in self.env.cr.fetchall()}
+        for pid, v in hoisted.items():
+            self.assertTrue(
+                _same(v, correlated[pid]), "%s: grouped %r, correlated %r" % (text, v, correlated[pid])
+            )
+        return hoisted
 
     def activations(self, partner_ids):
         facts = cel.read_facts(self.env, partner_ids, cel.FACTS, self.today)

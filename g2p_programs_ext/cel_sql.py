@@ -193,10 +193,11 @@ class Compiler:
         self.prefix = prefix
         # hoist: None, or the SQL of the registrants' ids the query covers: then the
         # aggregates over `members` at the top level (not inside another macro, not
-        # reading `me`) are computed by one grouped join each (self.joins) instead of
+        # reading `me`) are computed by one grouped join (self.joins()) instead of
         # one correlated subquery per registrant
         self.hoist = hoist
-        self.joins = []
+        self.hoisted = []  # SQL of the hoisted aggregates: columns v1, v2... of one grouped join
+        self.grouped = None
         self.depth = 0
 
     # -- entry ---------------------------------------------------------------
@@ -446,8 +447,10 @@ class Compiler:
         raise Unsupported("`%s` is not a variable here" % name)
 
     def _members_list(self):
-        """The household's active members (as cel.py's activation): rows of res_partner."""
-        alias = self._alias("m")
+        """The household's active members (as cel.py's activation): rows of res_partner.
+        At the top level (outside any macro) every `members` has the same alias, so that
+        the hoisted aggregates share one grouped join."""
+        alias = self._alias("m") if self.depth else "%sm0" % self.prefix
         gm = alias + "_gm"
         source = SQL(
             "g2p_group_membership %s JOIN res_partner %s ON %s.id = %s.individual_id "
@@ -690,26 +693,32 @@ class Compiler:
         k = lst.kept()
         pred = pred if pred is not None else SQL("true")
         value = SQL(template, k=k, p=pred)
-        if (
-            self.hoist is not None
-            and self.depth == 0
-            and lst.grouped is not None
-            and not _mentions(self.me, value)
-        ):
-            gm, body = lst.grouped
-            name = self._alias("g")
-            self.joins.append(
-                SQL(
-                    "LEFT JOIN (SELECT %s.group_id AS gid, %s AS v FROM %s AND %s.group_id IN %s GROUP BY 1) %s "
-                    "ON %s.gid = %s.id" % (gm, "%s", "%s", gm, "%s", name, name, self.me),
-                    value,
-                    body,
-                    self.hoist,
-                )
-            )
+        if self.hoist is not None and not self.depth and lst.grouped and not _mentions(self.me, value):
+            self.hoisted.append(value)
+            self.grouped = lst.grouped
+            name, column = "%sg" % self.prefix, "v%d" % len(self.hoisted)
             # no row: a household without active members (or an individual): the empty list
-            return Val(SQL("(CASE WHEN %s.gid IS NULL THEN %s ELSE %s.v END)" % (name, empty, name)), type_)
+            return Val(
+                SQL("(CASE WHEN %s.gid IS NULL THEN %s ELSE %s.%s END)" % (name, empty, name, column)), type_
+            )
         return Val(SQL("(SELECT %s FROM %s)", value, lst.source), type_)
+
+    def joins(self):
+        """The grouped LEFT JOIN of the hoisted aggregates (SQL, empty without any)."""
+        if not self.hoisted:
+            return SQL()
+        gm, body = self.grouped
+        name = "%sg" % self.prefix
+        columns = SQL(", ").join(
+            SQL("%s AS v%d" % ("%s", i + 1), value) for i, value in enumerate(self.hoisted)
+        )
+        return SQL(
+            "LEFT JOIN (SELECT %s.group_id AS gid, %s FROM %s AND %s.group_id IN %s GROUP BY 1) %s ON %s.gid = %s.id"
+            % (gm, "%s", "%s", gm, "%s", name, name, self.me),
+            columns,
+            body,
+            self.hoist,
+        )
 
 
 def _mentions(alias, sql):
@@ -756,7 +765,7 @@ class Compiled:
         texts share a query."""
         compiler = Compiler(dict(self.extra_types), prefix=prefix, hoist=ids_sql)
         value = compiler.compile(_parse(self.text), alias, today, extra or {})
-        return value.sql, SQL(" ").join(compiler.joins)
+        return value.sql, compiler.joins()
 
 
 @functools.lru_cache(maxsize=512)

@@ -164,6 +164,7 @@ class G2PEntitlementItemMixin(models.AbstractModel):
         # reads only, after a flush of what it reads.
         self.env["res.partner"].flush_model()
         self.env["g2p.group.membership"].flush_model()
+        self.env.cr.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
         self.env.cr.execute(
             SQL(
                 # OFFSET 0: the answer is computed once (not pulled up into both places)

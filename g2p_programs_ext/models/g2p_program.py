@@ -273,6 +273,8 @@ class G2PProgram(models.Model):
         self.env["res.partner"].flush_model()
         self.env["g2p.group.membership"].flush_model()
         rows = self._eligibility_sql(query.subselect())
+        # JIT compiling these many expressions costs seconds and saves nothing here
+        self.env.cr.execute("SET LOCAL jit = off")
         if rows is not None:
             self.env.cr.execute(
                 SQL(
@@ -478,6 +480,8 @@ class G2PProgram(models.Model):
         self.env["g2p.group.membership"].flush_model()
         Membership.flush_model()
         rows = self._eligibility_sql(query.subselect())
+        # JIT compiling these many expressions costs seconds and saves nothing here
+        self.env.cr.execute("SET LOCAL jit = off")
         evaluator = None
         if rows is None:
             candidate_ids = query.get_result_ids()

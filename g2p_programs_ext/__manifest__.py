@@ -8,7 +8,7 @@
     "license": "LGPL-3",
     "category": "Social Protection",
     "depends": ["base", "mail", "queue_job"],
-    "external_dependencies": {"python": ["cel-python"]},
+    "external_dependencies": {"python": ["cel-python", "cel-expr-python"]},
     "data": [
         "security/g2p_programs_ext_groups.xml",
         "security/ir.model.access.csv",

@@ -4,9 +4,10 @@ from odoo import _, api, fields, models
 from odoo.addons.queue_job.delay import chain, group
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.osv import expression
+from odoo.tools import SQL
 from odoo.tools.safe_eval import safe_eval
 
-from .. import cel, input_check
+from .. import cel, cel_sql, input_check
 
 _logger = logging.getLogger(__name__)
 
@@ -57,9 +58,15 @@ class G2PProgram(models.Model):
     )
     eligible_preview_count = fields.Integer(
         compute="_compute_eligible_preview_count",
-        string="Matching the domain now",
-        help="Registrants of the target type that pass the domain today (one SQL count). "
-        "The Preview button also applies the CEL expression.",
+        string="Eligible now",
+        help="Registrants of the target type eligible today: domain and CEL expression, one SQL "
+        "count when the expression runs in SQL (else the domain alone; the Preview button then "
+        "evaluates the expression per beneficiary).",
+    )
+    eligibility_path = fields.Char(
+        compute="_compute_eligibility_path",
+        string="Expression evaluated",
+        help="Whether the eligibility expression runs in SQL or per beneficiary, and why.",
     )
 
     # ------------------------------------------------------------------
@@ -121,23 +128,30 @@ class G2PProgram(models.Model):
             program.cycle_count = cycles.get(program, 0)
             program.beneficiary_count = enrolled.get(program, 0)
 
+    def init(self):
+        # The CEL -> SQL helpers (cel_sql.FUNCTIONS): int64 and IEEE double arithmetic, ages.
+        for statement in cel_sql.FUNCTIONS:
+            self.env.cr.execute(statement)
+
     @api.depends("target_type", "eligibility_domain", "eligibility_expression")
     def _compute_eligible_preview_count(self):
         for program in self:
             try:
-                program.eligible_preview_count = len(program._candidate_ids())
+                counts = program._eligibility_counts(sql_only=True)
+                program.eligible_preview_count = counts[0] if counts else len(program._candidate_ids())
             except (ValidationError, UserError):
                 program.eligible_preview_count = 0
+
+    @api.depends("eligibility_expression")
+    def _compute_eligibility_path(self):
+        for program in self:
+            program.eligibility_path = cel.path_label(program.eligibility_expression)
 
     def action_preview_eligibility(self):
         """How many registrants are eligible now (domain and CEL expression), without
         enrolling anyone. :return: a notification action (dict)."""
         self.ensure_one()
-        candidates = self._candidate_ids()
-        evaluator = None
-        if self.eligibility_expression and self.eligibility_expression.strip():
-            evaluator = cel.Evaluator(self.env, self.eligibility_expression, self.name)
-        eligible = self._eligible_ids(candidates, evaluator)
+        eligible, errors, candidates = self._eligibility_counts()
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
@@ -145,12 +159,12 @@ class G2PProgram(models.Model):
                 "title": _("Eligibility of %s", self.name),
                 "message": _(
                     "%(eligible)s eligible of %(candidates)s passing the domain; %(errors)s skipped on a CEL error.",
-                    eligible=len(eligible),
-                    candidates=len(candidates),
-                    errors=evaluator.errors if evaluator else 0,
+                    eligible=eligible,
+                    candidates=candidates,
+                    errors=errors,
                 ),
                 "sticky": True,
-                "type": "warning" if evaluator and evaluator.errors else "info",
+                "type": "warning" if errors else "info",
             },
         }
 
@@ -204,8 +218,9 @@ class G2PProgram(models.Model):
         base = [("is_registrant", "=", True), ("is_group", "=", self.target_type == "group")]
         return expression.AND([base, self._parse_domain(self.eligibility_domain, self.name)])
 
-    def _candidate_ids(self, id_range=None):
-        """Registrants (res.partner ids, ascending) that pass the domain, in SQL."""
+    def _candidate_query(self, id_range=None):
+        """The ORM's query (odoo.tools.Query on res.partner) of the registrants that pass
+        the domain, ids in ``id_range`` ((first, last), None: no bound)."""
         domain = self._registrant_domain()
         first, last = id_range or (None, None)
         if first is not None:
@@ -213,13 +228,85 @@ class G2PProgram(models.Model):
         if last is not None:
             domain = expression.AND([domain, [("id", "<=", last)]])
         partners = self.env["res.partner"].sudo().with_context(active_test=False)
-        return partners._search(domain, order="id").get_result_ids()
+        return partners._search(domain, order="id")
+
+    def _candidate_ids(self, id_range=None):
+        """Registrants (res.partner ids, ascending) that pass the domain, in SQL."""
+        return self._candidate_query(id_range).get_result_ids()
+
+    def _compiled_expression(self):
+        """The eligibility expression compiled for SQL (cel_sql.Compiled), or None when
+        there is none or it has no SQL form (then it runs per beneficiary)."""
+        self.ensure_one()
+        text = (self.eligibility_expression or "").strip()
+        if not text or self.env.context.get("cel_per_beneficiary"):
+            return None
+        try:
+            return cel_sql.compile_expression(text)
+        except Exception:  # no SQL form, or does not parse (the save checks say why)
+            return None
+
+    def _eligibility_sql(self, candidates_sql):
+        """SQL of rows (id, ok) over ``candidates_sql`` (an SQL subquery of res.partner
+        ids): ok true = eligible, false = not, NULL = the expression errs (skipped and
+        counted). None when the expression runs per beneficiary."""
+        text = (self.eligibility_expression or "").strip()
+        if not text:
+            return SQL("SELECT p.id, true AS ok FROM res_partner p WHERE p.id IN %s", candidates_sql)
+        compiled = self._compiled_expression()
+        if compiled is None:
+            return None
+        value, joins = compiled.parts("p", fields.Date.context_today(self), candidates_sql)
+        if compiled.type != "bool":  # not true: not eligible, but its errors still count
+            value = SQL("(CASE WHEN %s IS NULL THEN NULL ELSE false END)", value)
+        return SQL(
+            "SELECT p.id, %s AS ok FROM res_partner p %s WHERE p.id IN %s", value, joins, candidates_sql
+        )
+
+    def _eligibility_counts(self, sql_only=False):
+        """(eligible, CEL errors, candidates) now: one SQL count when the expression
+        compiles, else per beneficiary (None instead when ``sql_only``)."""
+        self.ensure_one()
+        query = self._candidate_query()
+        # Raw SQL: one aggregate over the ORM's own query (record rules as for its search);
+        # flushed first, nothing written.
+        self.env["res.partner"].flush_model()
+        self.env["g2p.group.membership"].flush_model()
+        rows = self._eligibility_sql(query.subselect())
+        # JIT compiling these many expressions costs seconds and saves nothing here
+        self.env.cr.execute("SET LOCAL jit = off")
+        if rows is not None:
+            self.env.cr.execute(
+                SQL(
+                    "SELECT count(*) FILTER (WHERE ok), count(*) FILTER (WHERE ok IS NULL), count(*) FROM (%s) c",
+                    rows,
+                )
+            )
+            return self.env.cr.fetchone()
+        if sql_only:
+            return None
+        candidates = query.get_result_ids()
+        evaluator = cel.Evaluator(self.env, self.eligibility_expression, self.name)
+        eligible = self._eligible_ids(candidates, evaluator)
+        return len(eligible), evaluator.errors, len(candidates)
 
     def _eligible_ids(self, candidate_ids, evaluator=None):
-        """The candidates on which the CEL expression holds (all of them without one)."""
+        """The candidates (res.partner ids) on which the CEL expression holds (all of
+        them without one): in SQL when it compiles, else per beneficiary with the
+        official runtime (``evaluator``, a cel.Evaluator, counts the errors)."""
         self.ensure_one()
         if not self.eligibility_expression or not self.eligibility_expression.strip():
             return list(candidate_ids)
+        if evaluator is None and self._compiled_expression() is not None:
+            self.env["res.partner"].flush_model()
+            self.env["g2p.group.membership"].flush_model()
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id FROM (%s) c WHERE ok ORDER BY id",
+                    self._eligibility_sql(SQL("(SELECT unnest(%s::int[]))", list(candidate_ids))),
+                )
+            )
+            return [row[0] for row in self.env.cr.fetchall()]
         evaluator = evaluator or cel.Evaluator(self.env, self.eligibility_expression, self.name)
         eligible = []
         for start in range(0, len(candidate_ids), BATCH_SIZE):
@@ -393,51 +480,88 @@ class G2PProgram(models.Model):
     def _enroll_range(self, id_range):
         """Enroll the eligible registrants with ids in ``id_range`` ((first, last), None
         for no bound; None for all) and mark enrolled ones there that are no longer
-        eligible ``not_eligible``. Returns (enrolled, not eligible, CEL errors)."""
+        eligible ``not_eligible``. Returns (enrolled, not eligible, CEL errors).
+
+        One SQL statement: the candidates come from the ORM's query of the domain; the
+        expression is evaluated in it when it compiles (cel_sql), else per beneficiary
+        first (official runtime) and its answers passed in."""
         self.ensure_one()
-        candidate_ids = self._candidate_ids(id_range)
-        evaluator = None
-        if self.eligibility_expression and self.eligibility_expression.strip():
-            evaluator = cel.Evaluator(self.env, self.eligibility_expression, self.name)
-        eligible = set(self._eligible_ids(candidate_ids, evaluator))
-        Membership = self.env["g2p.program.membership"].with_context(tracking_disable=True)
+        query = self._candidate_query(id_range)
+        Membership = self.env["g2p.program.membership"]
+        self.env["res.partner"].flush_model()
+        self.env["g2p.group.membership"].flush_model()
         Membership.flush_model()
+        rows = self._eligibility_sql(query.subselect())
+        # JIT compiling these many expressions costs seconds and saves nothing here
+        self.env.cr.execute("SET LOCAL jit = off")
+        evaluator = None
+        if rows is None:
+            candidate_ids = query.get_result_ids()
+            evaluator = cel.Evaluator(self.env, self.eligibility_expression, self.name)
+            answers = {}
+            for start in range(0, len(candidate_ids), BATCH_SIZE):
+                chunk = candidate_ids[start : start + BATCH_SIZE]
+                results = evaluator.results(chunk)
+                answers.update({pid: results[pid] is True if pid in results else None for pid in chunk})
+            rows = SQL(
+                "SELECT unnest(%s::int[]) AS id, unnest(%s::bool[]) AS ok",
+                list(answers),
+                list(answers.values()),
+            )
         first, last = id_range or (None, None)
-        self.env.cr.execute(
-            """SELECT partner_id, id, state FROM g2p_program_membership
-               WHERE program_id = %s AND (%s IS NULL OR partner_id >= %s) AND (%s IS NULL OR partner_id <= %s)""",
-            [self.id, first, first, last, last],
-        )
-        existing = {pid: (mid, state) for pid, mid, state in self.env.cr.fetchall()}
         today = fields.Date.context_today(self)
-        new_vals = [
-            {
-                "program_id": self.id,
-                "company_id": self.company_id.id,  # related, given: not computed per record
-                "partner_id": pid,
-                "state": "enrolled",
-                "enrollment_date": today,
-            }
-            for pid in sorted(eligible)
-            if pid not in existing
-        ]
-        back = [
-            mid
-            for pid, (mid, state) in existing.items()
-            if pid in eligible and state in ("draft", "not_eligible")
-        ]
-        failing = [
-            mid for pid, (mid, state) in existing.items() if state == "enrolled" and pid not in eligible
-        ]
-        for start in range(0, len(new_vals), BATCH_SIZE):
-            Membership.create(new_vals[start : start + BATCH_SIZE])
-        if back:
-            Membership.browse(back).write({"state": "enrolled", "enrollment_date": today})
-        if failing:
-            Membership.browse(failing).write({"state": "not_eligible"})
+        # Raw SQL: enrollment of a whole registry in one statement (the ORM would create
+        # records one by one). Memberships have no computed field but company_id (given);
+        # their cache is invalidated below; the program's access was checked by the caller.
+        self.env.cr.execute(
+            SQL(
+                """WITH cand AS MATERIALIZED (%(rows)s),
+                   ins AS (
+                       INSERT INTO g2p_program_membership
+                           (program_id, company_id, partner_id, state, enrollment_date,
+                            create_uid, write_uid, create_date, write_date)
+                       SELECT %(program)s, %(company)s, c.id, 'enrolled', %(today)s, %(uid)s, %(uid)s,
+                              now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'
+                       FROM cand c WHERE c.ok
+                       ON CONFLICT (program_id, partner_id) DO NOTHING RETURNING 1),
+                   back AS (
+                       UPDATE g2p_program_membership pm
+                       SET state = 'enrolled', enrollment_date = %(today)s, write_uid = %(uid)s,
+                           write_date = now() AT TIME ZONE 'UTC'
+                       FROM cand c
+                       WHERE pm.program_id = %(program)s AND pm.partner_id = c.id AND c.ok
+                         AND pm.state IN ('draft', 'not_eligible') RETURNING 1),
+                   fail AS (
+                       UPDATE g2p_program_membership pm
+                       SET state = 'not_eligible', write_uid = %(uid)s, write_date = now() AT TIME ZONE 'UTC'
+                       WHERE pm.program_id = %(program)s AND pm.state = 'enrolled'
+                         AND (%(first)s::int IS NULL OR pm.partner_id >= %(first)s::int)
+                         AND (%(last)s::int IS NULL OR pm.partner_id <= %(last)s::int)
+                         AND NOT EXISTS (SELECT 1 FROM cand c WHERE c.id = pm.partner_id AND c.ok)
+                       RETURNING 1)
+                   SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM back),
+                          (SELECT count(*) FROM fail), (SELECT count(*) FROM cand WHERE ok IS NULL)""",
+                rows=rows,
+                program=self.id,
+                company=self.company_id.id,
+                today=today,
+                uid=self.env.uid,
+                first=first,
+                last=last,
+            )
+        )
+        inserted, back, failing, errors = self.env.cr.fetchone()
+        Membership.invalidate_model()
+        self.invalidate_recordset(["program_membership_ids", "beneficiary_count"])
         if evaluator:
             evaluator.log_errors()
-        return len(new_vals) + len(back), len(failing), evaluator.errors if evaluator else 0
+        elif errors:
+            _logger.warning(
+                "%s: CEL expression failed on %d registrant(s), who were skipped (evaluated in SQL).",
+                self.name,
+                errors,
+            )
+        return inserted + back, failing, errors
 
     def _post_enrollment_message(self, enrolled, not_eligible, errors):
         parts = []

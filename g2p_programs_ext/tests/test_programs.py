@@ -55,7 +55,8 @@ class TestEligibilityAndEnrollment(G2PCommon):
         program = self.make_program(
             expression="members.exists(m, m.is_pregnant) || members.exists(m, m.age < 5)"
         )
-        self.assertEqual(program.eligible_preview_count, 4)  # the domain alone
+        self.assertEqual(program.eligible_preview_count, 2)  # domain and expression, in SQL
+        self.assertEqual(program.eligibility_path, "evaluated in SQL")
         preview = program.action_preview_eligibility()["params"]["message"]
         self.assertTrue(preview.startswith("2 eligible of 4"), preview)
         self.assertEqual(program.enroll_eligible_registrants(), 2)
@@ -80,9 +81,10 @@ class TestEligibilityAndEnrollment(G2PCommon):
             self.make_program(domain="[('name', '=', ")
 
     def test_runtime_error_skips_and_counts(self):
-        # int vs double: fails on everyone whose expression reaches the comparison; the
-        # others (household_size < 2 short-circuits) are evaluated normally.
-        program = self.make_program(expression="me.household_size < 2 || me.household_size > 1.5")
+        # int + double (no implicit conversion in CEL): fails on everyone whose expression
+        # reaches the sum; the others (household_size < 2 is true) are evaluated normally.
+        # (A comparison of an int and a double is allowed: heterogeneous ordering.)
+        program = self.make_program(expression="me.household_size < 2 || me.household_size + 0.5 > 2.0")
         enrolled = program.enroll_eligible_registrants()
         self.assertEqual(enrolled, 1)
         self.assertEqual(self.enrolled(program), self.h3)

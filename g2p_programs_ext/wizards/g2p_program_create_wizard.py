@@ -99,6 +99,14 @@ class G2PProgramCreateWizard(models.TransientModel):
                 if not text:
                     wizard.eligible_count = len(candidates)
                     continue
+                counts = program._eligibility_counts(sql_only=True)
+                if counts is not None:  # in SQL: counted at any size
+                    wizard.eligible_count, errors = counts[0], counts[1]
+                    if errors:
+                        wizard.eligibility_message = _(
+                            "%s registrant(s) skipped: the expression failed on them.", errors
+                        )
+                    continue
                 if len(candidates) > LIVE_CEL_LIMIT:
                     cel.check_expression(text, _("The eligibility expression"))
                     wizard.eligibility_message = _(

@@ -1,0 +1,803 @@
+"""CEL -> SQL: eligibility expressions, conditions and formulas as PostgreSQL expressions.
+
+The CEL text is parsed with cel-python's parser (a lark tree) and each sub-expression
+becomes an SQL expression (``odoo.tools.SQL``) of a known type whose NULL stands for a
+CEL *error*. PostgreSQL's three-valued logic then gives the CEL specification's
+commutative error absorption for free (``false AND NULL`` is false, ``true AND NULL`` is
+NULL, ``true OR NULL`` is true); every other operator propagates NULL. What can error
+(a missing fact, a division by zero, an int64 overflow, a type mismatch at runtime)
+yields NULL; PostgreSQL's own errors (bigint overflow, float overflow or division by
+zero) never fire: the helper functions of ``FUNCTIONS`` check first.
+
+The answers are those of the official runtime (cel-expr-python, cel-cpp) over the
+activation of ``cel.py`` (``me`` and ``members`` maps of ``dyn`` facts): heterogeneous
+equality (``1 == 1.0`` true, ``1 == 'a'`` false), int/double ordering through the
+double, NaN unordered, no implicit int/double arithmetic (an error), strings ordered by
+code point. ``tests/test_cel_sql.py`` proves it against that runtime, cel-python's
+interpreter and the cel-spec conformance cases.
+
+What has no faithful SQL form here raises :class:`Unsupported` with the reason the forms
+show (``matches``, maps, ternaries whose branches differ in type, ...): the caller then
+evaluates per beneficiary.
+
+Usage::
+
+    compiled = compile_expression(text, extra={"base_amount": 12.5})
+    sql = compiled.sql("p", today)   # over res_partner aliased p
+"""
+
+import functools
+import re
+from dataclasses import dataclass
+
+from celpy.celparser import CELParser
+from lark import Token, Tree
+
+from odoo.tools import SQL
+
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+
+# The registrant facts of the activation (cel.FACTS): CEL type and SQL over a
+# res_partner alias. NULL = the fact is absent (an error when read), as in cel.read_facts.
+FACT_TYPES = {
+    "id_number": "string",
+    "age": "int",
+    "gender": "string",
+    "birthdate": "string",
+    "has_disability": "bool",
+    "is_pregnant": "bool",
+    "household_size": "int",
+    "is_group": "bool",
+}
+
+# PostgreSQL helpers: CEL's int64 and IEEE double arithmetic without PostgreSQL's own
+# errors (which would abort the whole statement). LANGUAGE sql + IMMUTABLE: the planner
+# inlines them. Installed by g2p.program's init().
+FUNCTIONS = [
+    """CREATE OR REPLACE FUNCTION cel_int_add(a bigint, b bigint) RETURNS bigint
+       LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+       SELECT CASE WHEN (b > 0 AND a > 9223372036854775807 - b) OR (b < 0 AND a < -9223372036854775808 - b)
+                   THEN NULL ELSE a + b END $$""",
+    """CREATE OR REPLACE FUNCTION cel_int_sub(a bigint, b bigint) RETURNS bigint
+       LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+       SELECT CASE WHEN (b < 0 AND a > 9223372036854775807 + b) OR (b > 0 AND a < -9223372036854775808 + b)
+                   THEN NULL ELSE a - b END $$""",
+    """CREATE OR REPLACE FUNCTION cel_int_mul(a bigint, b bigint) RETURNS bigint
+       LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+       SELECT CASE WHEN a::numeric * b BETWEEN -9223372036854775808 AND 9223372036854775807
+                   THEN a * b END $$""",
+    """CREATE OR REPLACE FUNCTION cel_int_div(a bigint, b bigint) RETURNS bigint
+       LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+       SELECT CASE WHEN b = 0 OR (a = -9223372036854775808 AND b = -1) THEN NULL ELSE a / b END $$""",
+    """CREATE OR REPLACE FUNCTION cel_int_mod(a bigint, b bigint) RETURNS bigint
+       LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+       SELECT CASE WHEN b = 0 OR (a = -9223372036854775808 AND b = -1) THEN NULL ELSE mod(a, b) END $$""",
+    """CREATE OR REPLACE FUNCTION cel_int_neg(a bigint) RETURNS bigint
+       LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+       SELECT CASE WHEN a = -9223372036854775808 THEN NULL ELSE -a END $$""",
+    # a + b: exact unless both are beyond 2^1022; then halved (exact) and the overflow decided
+    """CREATE OR REPLACE FUNCTION cel_dbl_add(a float8, b float8) RETURNS float8
+       LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+       SELECT CASE WHEN abs(a) < 4.49423283715579e307 AND abs(b) < 4.49423283715579e307 THEN a + b
+                   WHEN a = 'NaN' OR b = 'NaN' THEN 'NaN'::float8
+                   WHEN abs(a) = 'Infinity' OR abs(b) = 'Infinity' THEN a + b
+                   WHEN abs(a / 2 + b / 2) >= 8.98846567431158e307 THEN sign(a / 2 + b / 2) * 'Infinity'::float8
+                   ELSE (a / 2 + b / 2) * 2 END $$""",
+    """CREATE OR REPLACE FUNCTION cel_dbl_mul(a float8, b float8) RETURNS float8
+       LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+       SELECT CASE WHEN (a = 0 OR abs(a) BETWEEN 1e-150 AND 1e150) AND (b = 0 OR abs(b) BETWEEN 1e-150 AND 1e150)
+                   THEN a * b
+                   WHEN a = 'NaN' OR b = 'NaN' OR abs(a) = 'Infinity' OR abs(b) = 'Infinity' THEN a * b
+                   WHEN ln(abs(a)) + ln(abs(b)) > 709.78 THEN sign(a) * sign(b) * 'Infinity'::float8
+                   WHEN ln(abs(a)) + ln(abs(b)) < -744.0 THEN sign(a) * sign(b) * 0.0::float8
+                   ELSE a * b END $$""",
+    """CREATE OR REPLACE FUNCTION cel_dbl_div(a float8, b float8) RETURNS float8
+       LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+       SELECT CASE WHEN b = 0 THEN
+                        CASE WHEN a = 0 OR a = 'NaN' THEN 'NaN'::float8
+                             WHEN (a > 0) = (left(b::text, 1) <> '-') THEN 'Infinity'::float8
+                             ELSE '-Infinity'::float8 END
+                   WHEN (a = 0 OR abs(a) BETWEEN 1e-150 AND 1e150) AND abs(b) BETWEEN 1e-150 AND 1e150
+                   THEN a / b
+                   WHEN a = 'NaN' OR b = 'NaN' OR abs(a) = 'Infinity' OR abs(b) = 'Infinity' THEN a / b
+                   WHEN ln(abs(a)) - ln(abs(b)) > 709.78 THEN sign(a) * sign(b) * 'Infinity'::float8
+                   WHEN ln(abs(a)) - ln(abs(b)) < -744.0 THEN sign(a) * sign(b) * 0.0::float8
+                   ELSE a / b END $$""",
+    # CEL int(double): truncation, an error out of int64's range or on NaN
+    """CREATE OR REPLACE FUNCTION cel_dbl_int(a float8) RETURNS bigint
+       LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+       SELECT CASE WHEN a > -9.223372036854775807e18 AND a < 9.223372036854775807e18
+                   THEN trunc(a)::bigint END $$""",
+    # The ``age`` field's rule (relativedelta(today, birthdate).years): the whole years
+    # n with birthdate + n years <= today (29 February + 1 year = 28 February).
+    """CREATE OR REPLACE FUNCTION cel_age(b date, t date) RETURNS bigint
+       LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+       SELECT (date_part('year', t) - date_part('year', b))::bigint
+              - CASE WHEN b + make_interval(years => (date_part('year', t) - date_part('year', b))::int) > t
+                     THEN 1 ELSE 0 END $$""",
+]
+
+NUMERIC = ("int", "double")
+
+
+class Unsupported(Exception):
+    """The expression has no faithful SQL form here; ``args[0]`` says why (shown on forms)."""
+
+
+@dataclass(frozen=True)
+class Val:
+    """A compiled scalar: ``sql`` (NULL = a CEL error) of CEL type ``type``
+    (bool, int, double, string, or ``error`` for a value known to be an error)."""
+
+    sql: SQL
+    type: str
+
+
+def _err(type_="error"):
+    return Val(SQL("NULL"), type_)
+
+
+_SQL_TYPES = {"bool": "boolean", "int": "bigint", "double": "float8", "string": "text", "error": "boolean"}
+
+
+def _typed(val, type_=None):
+    """``val`` as an SQL expression of its own type (or of ``type_`` for an error)."""
+    type_ = type_ or val.type
+    if val.type == "error":
+        return SQL("NULL::%s" % _SQL_TYPES.get(type_, "boolean"))
+    return val.sql
+
+
+@dataclass
+class _Row:
+    """A list element bound by a macro: a member (res_partner ``alias``) or a scalar ``e``."""
+
+    alias: str
+    kind: str  # "partner" or a scalar CEL type
+
+
+@dataclass
+class _List:
+    """A list as rows: ``source`` is an SQL FROM body (with its WHERE) whose rows, under
+    ``alias``, are its elements (a res_partner row for ``kind`` "partner", else a column
+    ``e`` of that CEL type); ``keep`` (SQL over ``alias``) says whether the row is an
+    element (true), not one (false), or makes the whole list an error (NULL); None:
+    every row is an element."""
+
+    source: SQL
+    alias: str
+    kind: str
+    keep: object = None
+    # for the members list and its filters: (membership alias, FROM body without the
+    # correlation to `me`), for a grouped join
+    grouped: object = None
+    # always true, but over the list's own rows: an aggregate whose argument names only
+    # outer columns would belong to the outer query (PostgreSQL's rule)
+    anchor: object = None
+
+    def kept(self):
+        """``keep`` anchored to the list's rows (true/false/NULL as ``keep``)."""
+        keep = self.keep if self.keep is not None else SQL("true")
+        return SQL("(%s AND %s)", keep, self.anchor)
+
+
+class Compiler:
+    """Compile one parsed CEL expression. ``extra``: names of caller variables
+    (e.g. ``base_amount``) -> CEL type; their values are SQL parameters."""
+
+    def __init__(self, extra_types, prefix="", hoist=None):
+        self.extra_types = dict(extra_types)
+        self.counter = 0
+        self.uses_members = False
+        self.prefix = prefix
+        # hoist: None, or the SQL of the registrants' ids the query covers: then the
+        # aggregates over `members` at the top level (not inside another macro, not
+        # reading `me`) are computed by one grouped join (self.joins()) instead of
+        # one correlated subquery per registrant
+        self.hoist = hoist
+        self.hoisted = []  # SQL of the hoisted aggregates: columns v1, v2... of one grouped join
+        self.grouped = None
+        self.depth = 0
+
+    # -- entry ---------------------------------------------------------------
+    def compile(self, tree, me_alias, today, extra_values):
+        self.me = me_alias
+        self.today = today
+        self.extra_values = extra_values
+        self.scope = {}
+        return self.expr(tree)
+
+    def _alias(self, prefix):
+        self.counter += 1
+        return "%s%s%d" % (self.prefix, prefix, self.counter)
+
+    # -- tree walking ---------------------------------------------------------
+    def expr(self, node):
+        """Dispatch on the lark rule; passes through single-child wrappers."""
+        if isinstance(node, Token):
+            raise Unsupported("token %s" % node.type)
+        method = getattr(self, "r_" + node.data, None)
+        if method is not None:
+            return method(node)
+        if len(node.children) == 1:
+            return self.expr(node.children[0])
+        raise Unsupported("`%s` has no SQL form here" % node.data)
+
+    def value(self, node):
+        out = self.expr(node)
+        if isinstance(out, _List):
+            raise Unsupported("a list used as a value has no SQL form here")
+        if isinstance(out, _Row):
+            if out.kind == "partner":
+                raise Unsupported("a member used as a value has no SQL form here")
+            return Val(SQL("%s.e" % out.alias), out.kind)
+        return out
+
+    def as_list(self, node):
+        out = self.expr(node)
+        if isinstance(out, _List):
+            return out
+        if isinstance(out, Val) and out.type == "error":
+            return None  # an error where a list is expected
+        raise Unsupported("only `members`, its filter/map and list literals are lists here")
+
+    def r_expr(self, node):
+        if len(node.children) == 1:
+            return self.expr(node.children[0])
+        cond = self._bool(self.value(node.children[0]))
+        a, b = self.value(node.children[1]), self.value(node.children[2])
+        type_ = self._unify(a, b, "`? :`")
+        return Val(
+            SQL(
+                "(CASE WHEN %s THEN %s WHEN NOT %s THEN %s END)",
+                cond,
+                _typed(a, type_),
+                cond,
+                _typed(b, type_),
+            ),
+            type_,
+        )
+
+    def _unify(self, a, b, what):
+        if a.type == "error":
+            return b.type
+        if b.type == "error" or a.type == b.type:
+            return a.type
+        raise Unsupported("%s with branches of different types has no SQL form here" % what)
+
+    @staticmethod
+    def _bool(val):
+        """A condition operand: non-bools are errors (absorbed like any error)."""
+        return val.sql if val.type == "bool" else SQL("NULL::boolean")
+
+    def r_conditionalor(self, node):
+        if len(node.children) == 1:
+            return self.expr(node.children[0])
+        a, b = self.value(node.children[0]), self.value(node.children[1])
+        return Val(SQL("(%s OR %s)", self._bool(a), self._bool(b)), "bool")
+
+    def r_conditionaland(self, node):
+        if len(node.children) == 1:
+            return self.expr(node.children[0])
+        a, b = self.value(node.children[0]), self.value(node.children[1])
+        return Val(SQL("(%s AND %s)", self._bool(a), self._bool(b)), "bool")
+
+    def r_relation(self, node):
+        if len(node.children) == 1:
+            return self.expr(node.children[0])
+        op_node, right = node.children
+        op = op_node.data.split("_")[1]
+        if op == "in":
+            return self._in(self.value(op_node.children[0]), right)
+        return self._compare(op, self.value(op_node.children[0]), self.value(right))
+
+    def _compare(self, op, a, b):
+        if "error" in (a.type, b.type):
+            return _err("bool")
+        if op in ("eq", "ne"):
+            eq = self._equal(a, b)
+            return Val(eq if op == "eq" else SQL("(NOT %s)", eq), "bool")
+        sql_op = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}[op]
+        if a.type in NUMERIC and b.type in NUMERIC:
+            x, y = self._as_double(a, b)
+            if a.type == b.type == "int":
+                return Val(SQL("(%s %s %s)" % ("%s", sql_op, "%s"), a.sql, b.sql), "bool")
+            # IEEE: NaN is unordered (PostgreSQL orders it above everything)
+            return Val(
+                SQL(
+                    "(CASE WHEN %s = 'NaN' OR %s = 'NaN' THEN false ELSE %s %s %s END)"
+                    % ("%s", "%s", "%s", sql_op, "%s"),
+                    x,
+                    y,
+                    x,
+                    y,
+                ),
+                "bool",
+            )
+        if a.type == b.type == "string":
+            return Val(SQL('(%s COLLATE "C" %s %s)' % ("%s", sql_op, "%s"), a.sql, b.sql), "bool")
+        if a.type == b.type == "bool":
+            return Val(SQL("(%s %s %s)" % ("%s", sql_op, "%s"), a.sql, b.sql), "bool")
+        return _err("bool")  # no matching overload
+
+    @staticmethod
+    def _as_double(a, b):
+        x = SQL("%s::float8", a.sql) if a.type == "int" else a.sql
+        y = SQL("%s::float8", b.sql) if b.type == "int" else b.sql
+        return x, y
+
+    def _equal(self, a, b):
+        """SQL bool for CEL ``a == b`` (neither an error type): heterogeneous equality."""
+        if a.type in NUMERIC and b.type in NUMERIC:
+            if a.type == b.type == "int":
+                return SQL("(%s = %s)", a.sql, b.sql)
+            x, y = self._as_double(a, b)
+            return SQL("(%s = %s AND %s <> 'NaN')", x, y, x)
+        if a.type == b.type:
+            return SQL("(%s = %s)", a.sql, b.sql)
+        # different types: false, but an error operand stays an error
+        return SQL("(CASE WHEN %s IS NULL OR %s IS NULL THEN NULL ELSE false END)", a.sql, b.sql)
+
+    def _in(self, a, right):
+        lst = self.as_list(right)
+        if lst is None or a.type == "error":
+            return _err("bool")
+        if lst.kind == "partner":
+            raise Unsupported("`in` over members has no SQL form here")
+        elem = Val(SQL("%s.e" % lst.alias), lst.kind) if lst.kind != "error" else _err()
+        eq = self._equal(a, elem) if elem.type != "error" else SQL("NULL::boolean")
+        keep = lst.kept()
+        return Val(
+            SQL(
+                "(SELECT CASE WHEN %s IS NULL THEN NULL WHEN bool_or(%s IS NULL) THEN NULL "
+                "ELSE coalesce(bool_or(%s AND %s), false) END FROM %s)",
+                a.sql,
+                keep,
+                keep,
+                eq,
+                lst.source,
+            ),
+            "bool",
+        )
+
+    def r_addition(self, node):
+        if len(node.children) == 1:
+            return self.expr(node.children[0])
+        op_node, right = node.children
+        return self._arith(op_node.data.split("_")[1], self.value(op_node.children[0]), self.value(right))
+
+    def r_multiplication(self, node):
+        if len(node.children) == 1:
+            return self.expr(node.children[0])
+        op_node, right = node.children
+        return self._arith(op_node.data.split("_")[1], self.value(op_node.children[0]), self.value(right))
+
+    def _arith(self, op, a, b):
+        if "error" in (a.type, b.type):
+            return _err()
+        if a.type == b.type == "int":
+            return Val(SQL("cel_int_%s(%s, %s)" % (op, "%s", "%s"), a.sql, b.sql), "int")
+        if a.type == b.type == "double":
+            if op == "mod":
+                return _err()
+            if op == "sub":
+                return Val(SQL("cel_dbl_add(%s, -%s)", a.sql, b.sql), "double")
+            return Val(SQL("cel_dbl_%s(%s, %s)" % (op, "%s", "%s"), a.sql, b.sql), "double")
+        if a.type == b.type == "string" and op == "add":
+            return Val(SQL("(%s || %s)", a.sql, b.sql), "string")
+        return _err()  # no implicit conversion in CEL
+
+    def r_unary(self, node):
+        if len(node.children) == 1:
+            return self.expr(node.children[0])
+        op_node, operand = node.children
+        val = self.value(operand)
+        if op_node.data == "unary_not":
+            return Val(SQL("(NOT %s)", self._bool(val)), "bool")
+        if op_node.data == "unary_neg":
+            if val.type == "int":
+                return Val(SQL("cel_int_neg(%s)", val.sql), "int")
+            if val.type == "double":
+                return Val(SQL("(-%s)", val.sql), "double")
+            return _err()
+        raise Unsupported("`%s` has no SQL form here" % op_node.data)
+
+    def r_paren_expr(self, node):
+        return self.expr(node.children[0])
+
+    # -- literals and names -----------------------------------------------------
+    def r_literal(self, node):
+        token = node.children[0]
+        text = str(token)
+        if token.type == "INT_LIT":
+            value = int(text, 0)
+            if not INT_MIN <= value <= INT_MAX:
+                raise Unsupported("an integer literal out of int64")
+            # CAST(-9223372036854775808 AS bigint): a "-x::bigint" would cast before negating
+            return Val(SQL("CAST(%s AS bigint)", value), "int")
+        if token.type == "FLOAT_LIT":
+            # given as text: a numeric literal has no negative zero
+            return Val(SQL("CAST(%s AS float8)", repr(float(text))), "double")
+        if token.type in ("STRING_LIT", "MLSTRING_LIT"):
+            if text[:1] in "rRbB" or "\\" in text:
+                raise Unsupported("strings with escapes or prefixes have no SQL form here")
+            quote = 3 if token.type == "MLSTRING_LIT" else 1
+            return Val(SQL("%s::text", text[quote:-quote]), "string")
+        if token.type == "BOOL_LIT":
+            return Val(SQL("true" if text == "true" else "false"), "bool")
+        raise Unsupported("the literal `%s` has no SQL form here" % text)
+
+    def r_ident(self, node):
+        name = str(node.children[0])
+        if name in self.scope:
+            return self.scope[name]
+        if name == "me":
+            return _Row(self.me, "partner")
+        if name == "members":
+            self.uses_members = True
+            return self._members_list()
+        if name in self.extra_types:
+            type_ = self.extra_types[name]
+            value = self.extra_values[name]
+            value = repr(float(value)) if type_ == "double" else value  # text: -0.0, inf, nan
+            return Val(SQL("CAST(%s AS %s)" % ("%s", _SQL_TYPES[type_]), value), type_)
+        if name in ("true", "false"):
+            return Val(SQL(name), "bool")
+        raise Unsupported("`%s` is not a variable here" % name)
+
+    def _members_list(self):
+        """The household's active members (as cel.py's activation): rows of res_partner.
+        At the top level (outside any macro) every `members` has the same alias, so that
+        the hoisted aggregates share one grouped join."""
+        alias = self._alias("m") if self.depth else "%sm0" % self.prefix
+        gm = alias + "_gm"
+        source = SQL(
+            "g2p_group_membership %s JOIN res_partner %s ON %s.id = %s.individual_id "
+            "WHERE %s.group_id = %s.id AND %s.end_date IS NULL" % (gm, alias, alias, gm, gm, self.me, gm)
+        )
+        lst = _List(source, alias, "partner", anchor=SQL("(%s.id IS NOT NULL)" % gm))
+        lst.grouped = (
+            gm,
+            SQL(
+                "g2p_group_membership %s JOIN res_partner %s ON %s.id = %s.individual_id "
+                "WHERE %s.end_date IS NULL" % (gm, alias, alias, gm, gm)
+            ),
+        )
+        return lst
+
+    def r_list_lit(self, node):
+        exprs = node.children[0].children if node.children and node.children[0] is not None else []
+        items = [self.value(child) for child in exprs]
+        types = {v.type for v in items} - {"error"}
+        if any(v.type == "error" for v in items):
+            return _err()
+        if len(types) > 1:
+            raise Unsupported("a list of mixed types has no SQL form here")
+        kind = types.pop() if types else "error"
+        alias = self._alias("l")
+        if not items:
+            return _List(
+                SQL("(SELECT NULL::boolean AS e WHERE false) %s" % alias),
+                alias,
+                kind,
+                anchor=SQL("(%s IS NULL OR true)" % alias),
+            )
+        rows = SQL(", ").join(SQL("(%s)", v.sql) for v in items)
+        source = SQL("(VALUES %s) %s(e)" % ("%s", alias), rows)
+        return _List(
+            source,
+            alias,
+            kind,
+            keep=SQL("(%s.e IS NOT NULL OR NULL)" % alias),
+            anchor=SQL("(%s IS NULL OR true)" % alias),
+        )
+
+    def r_member_dot(self, node):
+        target, name = node.children
+        row = self.expr(target)
+        name = str(name)
+        if isinstance(row, _Row) and row.kind == "partner":
+            return self._fact(row.alias, name)
+        if isinstance(row, Val) and row.type == "error":
+            return _err()
+        raise Unsupported("field selection on a non-map has no SQL form here")
+
+    def _fact(self, alias, name):
+        type_ = FACT_TYPES.get(name)
+        if type_ is None:
+            return _err()  # no such key: an error on every registrant
+        if name == "age":
+            return Val(SQL("cel_age(%s.birthdate, %%s::date)" % alias, self.today), "int")
+        if name == "birthdate":
+            return Val(SQL("to_char(%s.birthdate, 'YYYY-MM-DD')" % alias), "string")
+        if name in ("id_number", "gender"):
+            return Val(SQL("NULLIF(%s.%s, '')::text" % (alias, name)), "string")
+        if name == "household_size":
+            return Val(SQL("coalesce(%s.household_size, 0)::bigint" % alias), "int")
+        return Val(SQL("coalesce(%s.%s, false)" % (alias, name)), "bool")
+
+    def _present(self, alias, name):
+        """SQL bool: the fact ``name`` is in the member/registrant's map (``has()``)."""
+        if name not in FACT_TYPES:
+            return SQL("false")
+        column = "birthdate" if name in ("age", "birthdate") else name
+        if name in ("id_number", "gender"):
+            return SQL("(coalesce(%s.%s, '') <> '')" % (alias, column))
+        if name in ("age", "birthdate"):
+            return SQL("(%s.%s IS NOT NULL)" % (alias, column))
+        return SQL("true")
+
+    def r_ident_arg(self, node):
+        name = str(node.children[0])
+        args = _args(node.children[1] if len(node.children) > 1 else None)
+        if name == "has" and len(args) == 1:
+            return self._has(args[0])
+        if name == "size" and len(args) == 1:
+            return self._size(args[0])
+        if name == "dyn" and len(args) == 1:
+            return self.expr(args[0])
+        if name in ("int", "double", "string") and len(args) == 1:
+            return self._convert(name, self.value(args[0]))
+        raise Unsupported("`%s()` has no SQL form here" % name)
+
+    def _has(self, arg):
+        node = arg
+        while isinstance(node, Tree) and node.data != "member_dot" and len(node.children) == 1:
+            node = node.children[0]
+        if not (isinstance(node, Tree) and node.data == "member_dot"):
+            raise Unsupported("`has()` takes a field selection")
+        row = self.expr(node.children[0])
+        if not (isinstance(row, _Row) and row.kind == "partner"):
+            raise Unsupported("`has()` on a non-map has no SQL form here")
+        return Val(self._present(row.alias, str(node.children[1])), "bool")
+
+    def _size(self, arg):
+        out = self.expr(arg)
+        if isinstance(out, _List):
+            return self._aggregate(out, "size", None)
+        if isinstance(out, _Row):
+            raise Unsupported("`size()` of a map has no SQL form here")
+        if out.type == "string":
+            return Val(SQL("char_length(%s)::bigint", out.sql), "int")
+        return _err()
+
+    def _convert(self, name, val):
+        if val.type == "error":
+            return _err()
+        if name == "double":
+            if val.type == "double":
+                return val
+            if val.type == "int":
+                return Val(SQL("%s::float8", val.sql), "double")
+            raise Unsupported("`double()` of a %s has no SQL form here" % val.type)
+        if name == "int":
+            if val.type == "int":
+                return val
+            if val.type == "double":
+                return Val(SQL("cel_dbl_int(%s)", val.sql), "int")
+            raise Unsupported("`int()` of a %s has no SQL form here" % val.type)
+        if val.type == "string":
+            return val
+        if val.type == "int":
+            return Val(SQL("%s::text", val.sql), "string")
+        raise Unsupported("`string()` of a %s has no SQL form here" % val.type)
+
+    def r_member_dot_arg(self, node):
+        target, method = node.children[0], str(node.children[1])
+        args = _args(node.children[2] if len(node.children) > 2 else None)
+        if method in ("exists", "all", "exists_one", "filter", "map"):
+            return self._macro(target, method, args)
+        if method == "size" and not args:
+            return self._size(target)
+        if method in ("startsWith", "endsWith", "contains") and len(args) == 1:
+            a, b = self.value(target), self.value(args[0])
+            if "error" in (a.type, b.type) or a.type != "string" or b.type != "string":
+                return _err("bool")
+            template = {
+                "startsWith": "(left(%s, char_length(%s)) = %s)",
+                "endsWith": "(right(%s, char_length(%s)) = %s)",
+                "contains": "(strpos(%s, %s) > 0 OR %s = '')",
+            }[method]
+            return Val(SQL(template, a.sql, b.sql, b.sql), "bool")
+        raise Unsupported("`%s` has no SQL form here" % method)
+
+    def _macro(self, target, method, args):
+        if len(args) not in (2, 3) or (len(args) == 3 and method != "map"):
+            raise Unsupported("`%s` with %d arguments" % (method, len(args)))
+        var = _var_name(args[0])
+        lst = self.as_list(target)
+        if lst is None:
+            return _err("bool" if method in ("exists", "all", "exists_one") else "error")
+        row = _Row(lst.alias, lst.kind)
+        saved = self.scope.get(var)
+        self.scope[var] = row
+        self.depth += 1
+        try:
+            pred = self.value(args[1])
+            mapped = self.value(args[2]) if len(args) == 3 else None
+        finally:
+            self.depth -= 1
+            if saved is None:
+                self.scope.pop(var, None)
+            else:
+                self.scope[var] = saved
+        if method in ("exists", "all", "exists_one"):
+            return self._aggregate(lst, method, self._bool(pred))
+        if method == "filter":
+            return self._derived(lst, self._bool(pred), None)
+        if mapped is None:  # map(x, f)
+            return self._derived(lst, None, pred)
+        return self._derived(lst, self._bool(pred), mapped)
+
+    def _derived(self, lst, pred, mapped):
+        """filter/map of ``lst``: filter keeps its rows with a new ``keep``; map makes rows
+        of a subquery whose ``e`` is the mapped value and ``k`` the keep."""
+        keep = lst.keep if lst.keep is not None else SQL("true")
+        if pred is not None:
+            keep = SQL(
+                "(CASE WHEN %s IS NULL THEN NULL WHEN NOT %s THEN false ELSE %s END)", keep, keep, pred
+            )
+        if mapped is None:
+            return _List(lst.source, lst.alias, lst.kind, keep, lst.grouped, lst.anchor)
+        if mapped.type == "error":
+            keep_map = SQL("(CASE WHEN %s IS NULL THEN NULL WHEN NOT %s THEN false END)", keep, keep)
+        else:
+            keep_map = SQL(
+                "(CASE WHEN %s IS NULL THEN NULL WHEN NOT %s THEN false WHEN %s IS NULL THEN NULL ELSE true END)",
+                keep,
+                keep,
+                mapped.sql,
+            )
+        alias = self._alias("s")
+        source = SQL(
+            "(SELECT %s AS e, %s AS k FROM %s) %s" % ("%s", "%s", "%s", alias),
+            _typed(mapped),
+            keep_map,
+            lst.source,
+        )
+        return _List(
+            source, alias, mapped.type, SQL("%s.k" % alias), anchor=SQL("(%s IS NULL OR true)" % alias)
+        )
+
+    _AGGREGATES = {
+        "size": (
+            "CASE WHEN bool_or(%(k)s IS NULL) THEN NULL ELSE count(*) FILTER (WHERE %(k)s) END",
+            "int",
+            "0",
+        ),
+        "exists": (
+            "CASE WHEN bool_or(%(k)s IS NULL) THEN NULL WHEN bool_or(%(k)s AND %(p)s) THEN true "
+            "WHEN bool_or(%(k)s AND %(p)s IS NULL) THEN NULL ELSE false END",
+            "bool",
+            "false",
+        ),
+        "all": (
+            "CASE WHEN bool_or(%(k)s IS NULL) THEN NULL WHEN bool_or(%(k)s AND NOT %(p)s) THEN false "
+            "WHEN bool_or(%(k)s AND %(p)s IS NULL) THEN NULL ELSE true END",
+            "bool",
+            "true",
+        ),
+        "exists_one": (
+            "CASE WHEN bool_or(%(k)s IS NULL) THEN NULL WHEN bool_or(%(k)s AND %(p)s IS NULL) THEN NULL "
+            "ELSE count(*) FILTER (WHERE %(k)s AND %(p)s) = 1 END",
+            "bool",
+            "false",
+        ),
+    }
+
+    def _aggregate(self, lst, method, pred):
+        """size/exists/all/exists_one over ``lst``: a correlated subquery, or (hoisted)
+        a column of a grouped join over all the households' members."""
+        template, type_, empty = self._AGGREGATES[method]
+        k = lst.kept()
+        pred = pred if pred is not None else SQL("true")
+        value = SQL(template, k=k, p=pred)
+        if self.hoist is not None and not self.depth and lst.grouped and not _mentions(self.me, value):
+            self.hoisted.append(value)
+            self.grouped = lst.grouped
+            name, column = "%sg" % self.prefix, "v%d" % len(self.hoisted)
+            # no row: a household without active members (or an individual): the empty list
+            return Val(
+                SQL("(CASE WHEN %s.gid IS NULL THEN %s ELSE %s.%s END)" % (name, empty, name, column)), type_
+            )
+        return Val(SQL("(SELECT %s FROM %s)", value, lst.source), type_)
+
+    def joins(self):
+        """The grouped LEFT JOIN of the hoisted aggregates (SQL, empty without any)."""
+        if not self.hoisted:
+            return SQL()
+        gm, body = self.grouped
+        name = "%sg" % self.prefix
+        columns = SQL(", ").join(
+            SQL("%s AS v%d" % ("%s", i + 1), value) for i, value in enumerate(self.hoisted)
+        )
+        return SQL(
+            "LEFT JOIN (SELECT %s.group_id AS gid, %s FROM %s AND %s.group_id IN %s GROUP BY 1) %s ON %s.gid = %s.id"
+            % (gm, "%s", "%s", gm, "%s", name, name, self.me),
+            columns,
+            body,
+            self.hoist,
+        )
+
+
+def _mentions(alias, sql):
+    """Whether the SQL code reads columns of ``alias``."""
+    return re.search(r"(?<![\w.])%s\." % re.escape(alias), sql.code) is not None
+
+
+def _args(exprlist):
+    return exprlist.children if isinstance(exprlist, Tree) else []
+
+
+def _var_name(node):
+    while isinstance(node, Tree) and len(node.children) == 1:
+        if node.data == "ident":
+            return str(node.children[0])
+        node = node.children[0]
+    raise Unsupported("a macro's variable must be a name")
+
+
+@functools.lru_cache(maxsize=512)
+def _parse(text):
+    return CELParser().parse(text)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A CEL text that compiles to SQL: ``sql(alias, today, extra)`` gives it over the
+    res_partner alias ``alias``; ``type`` is its CEL type (bool, int, double, string, error)."""
+
+    text: str
+    type: str
+    uses_members: bool
+    extra_types: tuple
+
+    def sql(self, alias, today, extra=None):
+        compiler = Compiler(dict(self.extra_types))
+        return compiler.compile(_parse(self.text), alias, today, extra or {}).sql
+
+    def parts(self, alias, today, ids_sql, extra=None, prefix=""):
+        """(expression, joins): the text over the res_partner alias ``alias`` whose
+        rows are among ``ids_sql`` (an SQL list or subquery of ids, e.g. ``(SELECT ...)``),
+        with the aggregates over ``members`` as grouped LEFT JOINs (``joins``, SQL to
+        put after ``FROM res_partner alias``). ``prefix``: for the aliases, when two
+        texts share a query."""
+        compiler = Compiler(dict(self.extra_types), prefix=prefix, hoist=ids_sql)
+        value = compiler.compile(_parse(self.text), alias, today, extra or {})
+        return value.sql, compiler.joins()
+
+
+@functools.lru_cache(maxsize=512)
+def _compile_cached(text, extra_types):
+    compiler = Compiler(dict(extra_types))
+    dummy = {name: 0.0 for name, _type in extra_types}
+    val = compiler.compile(_parse(text), "p", "2000-01-01", dummy)
+    if not isinstance(val, Val):
+        raise Unsupported("the expression's value is a list or a map: no SQL form here")
+    return Compiled(text, val.type, compiler.uses_members, extra_types)
+
+
+def compile_expression(text, extra_types=None):
+    """Compile the CEL ``text`` for SQL.
+
+    :param extra_types: {variable name: CEL type} the caller binds (e.g.
+        ``{"base_amount": "double"}``).
+    :return: :class:`Compiled`
+    :raise Unsupported: no faithful SQL form (``args[0]``: why, for the forms).
+    :raise Exception: the text does not parse (cel-python's parser error).
+    """
+    return _compile_cached(text.strip(), tuple(sorted((extra_types or {}).items())))
+
+
+def sql_path(text, extra_types=None):
+    """(True, None) when ``text`` runs in SQL, else (False, reason)."""
+    if not text or not text.strip():
+        return True, None
+    try:
+        compile_expression(text, extra_types)
+    except Unsupported as exc:
+        return False, exc.args[0]
+    except Exception as exc:  # does not parse: the save checks say so
+        return False, str(exc).splitlines()[0] if str(exc) else repr(exc)
+    return True, None

@@ -5,3 +5,4 @@ from . import test_invariants
 from . import test_program_wizard
 from . import test_voucher
 from . import test_tour
+from . import test_workflow

@@ -24,6 +24,7 @@
         "views/g2p_cycle_views.xml",
         "views/g2p_entitlement_views.xml",
         "views/g2p_programs_ext_menus.xml",
+        "views/g2p_budget_views.xml",
     ],
     "development_status": "Alpha",
     "installable": True,

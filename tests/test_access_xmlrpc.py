@@ -90,6 +90,9 @@ def world(odoo_server, test_db):
             "program_id": program,
             "validation_group_id": validation_group,
             "item_ids": [(0, 0, {"amount": 100.0})],
+            # one admin prepares, approves the cycle and validates here (setting the
+            # scene, not what is tested): segregation of duties would refuse it
+            "segregation_of_duties": False,
         },
     )
     admin("g2p.program", "enroll_eligible_registrants", [program])

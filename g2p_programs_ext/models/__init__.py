@@ -9,3 +9,5 @@ from . import g2p_entitlement_manager_base
 from . import g2p_entitlement_manager_cash
 from . import g2p_entitlement
 from . import queue_job
+from . import g2p_entitlement_correction
+from . import g2p_program_budget

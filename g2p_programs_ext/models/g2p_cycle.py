@@ -7,6 +7,8 @@ from odoo.addons.queue_job.delay import chain, group
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
+from .g2p_entitlement_base import COMMITTED_STATES
+
 _logger = logging.getLogger(__name__)
 
 CYCLE_STATES = [
@@ -32,7 +34,9 @@ CYCLE_TRANSITIONS = {
 }
 BATCH_SIZE = 5000
 # Set only by the transitions and jobs (as superuser, after their checks).
-CYCLE_LIFECYCLE_FIELDS = frozenset({"state", "locked", "locked_reason", "sequence", "program_id"})
+CYCLE_LIFECYCLE_FIELDS = frozenset(
+    {"state", "locked", "locked_reason", "sequence", "program_id", "approved_by_id", "date_approved"}
+)
 # The cycle dashboard's groups of entitlement states: key -> states (see ENTITLEMENT_STATES).
 DASHBOARD_STATE_GROUPS = {
     "draft": ("draft",),
@@ -100,6 +104,58 @@ class G2PCycle(models.Model):
         compute="_compute_entitlement_count", string="Cash entitlements rejected, cancelled or expired"
     )
 
+    # ------------------------------------------------------------------
+    # Approval of the cycle (who; segregation of duties reads it)
+    # ------------------------------------------------------------------
+    approved_by_id = fields.Many2one("res.users", string="Cycle approved by", readonly=True, copy=False)
+    date_approved = fields.Datetime(string="Cycle approved on", readonly=True, copy=False)
+
+    # ------------------------------------------------------------------
+    # Budget (in the program's currency; dashboard)
+    # ------------------------------------------------------------------
+    budget_ids = fields.One2many("g2p.cycle.budget", "cycle_id", string="Cycle budgets")
+    budget_amount = fields.Monetary(
+        currency_field="currency_id",
+        compute="_compute_budget_amount",
+        inverse="_inverse_budget_amount",
+        string="Cycle budget",
+        help="What this cycle may commit, besides the program's budget; empty: no cycle budget.",
+    )
+    program_budget_amount = fields.Monetary(
+        currency_field="currency_id", related="program_id.budget_amount", string="Program budget"
+    )
+    program_committed_amount = fields.Monetary(
+        currency_field="currency_id",
+        compute="_compute_budget_figures",
+        string="Committed in the program",
+        help="Approved, transferred and (partially) redeemed entitlements of every cycle of the program.",
+    )
+    cycle_committed_amount = fields.Monetary(
+        currency_field="currency_id",
+        compute="_compute_budget_figures",
+        string="Committed in this cycle",
+        help="Approved, transferred and (partially) redeemed entitlements of this cycle.",
+    )
+    pending_amount = fields.Monetary(
+        currency_field="currency_id",
+        compute="_compute_budget_figures",
+        string="Approval would add",
+        help="The value of this cycle's entitlements pending validation.",
+    )
+    budget_left_amount = fields.Monetary(
+        currency_field="currency_id",
+        compute="_compute_budget_figures",
+        string="Left to commit",
+        help="The smaller of what is left of the program's and the cycle's budget (none: no budget).",
+    )
+    has_budget = fields.Boolean(
+        compute="_compute_budget_figures", help="The program or the cycle has a budget."
+    )
+    budget_exceeded = fields.Boolean(
+        compute="_compute_budget_figures",
+        help="Approving every pending entitlement would go over a budget.",
+    )
+
     _sql_constraints = [
         ("dates_ordered", "CHECK (end_date >= start_date)", "A cycle cannot end before it starts."),
         (
@@ -125,6 +181,48 @@ class G2PCycle(models.Model):
             cycle.entitlement_count = sum(by_group.values())
             for key in DASHBOARD_STATE_GROUPS:
                 cycle["cash_%s_count" % key] = by_group.get(key, 0)
+
+    @api.depends("budget_ids.amount")
+    def _compute_budget_amount(self):
+        for cycle in self:
+            cycle.budget_amount = cycle.budget_ids[:1].amount
+
+    def _inverse_budget_amount(self):
+        for cycle in self:
+            budget = cycle.budget_ids[:1]
+            if not cycle.budget_amount:
+                budget.unlink()
+            elif budget:
+                budget.amount = cycle.budget_amount
+            else:
+                self.env["g2p.cycle.budget"].create({"cycle_id": cycle.id, "amount": cycle.budget_amount})
+
+    def _compute_budget_figures(self):
+        """Two grouped queries for all cycles in ``self``: what is committed (per program
+        and per cycle) and what is pending (per cycle)."""
+        Budget = self.env["g2p.program.budget"].sudo()
+        cycles = self.filtered("id")
+        committed_program, committed_cycle = Budget._sums(
+            program_ids=cycles.program_id.ids, states=COMMITTED_STATES
+        )
+        _pending_program, pending_cycle = Budget._sums(
+            program_ids=cycles.program_id.ids, states=("pending_validation",)
+        )
+        for cycle in self:
+            committed_p = committed_program.get(cycle.program_id.id, 0.0)
+            committed_c = committed_cycle.get(cycle.id, 0.0)
+            pending = pending_cycle.get(cycle.id, 0.0)
+            cycle.program_committed_amount = committed_p
+            cycle.cycle_committed_amount = committed_c
+            cycle.pending_amount = pending
+            lefts = []
+            if cycle.program_budget_amount:
+                lefts.append(cycle.program_budget_amount - committed_p)
+            if cycle.budget_amount:
+                lefts.append(cycle.budget_amount - committed_c)
+            cycle.has_budget = bool(lefts)
+            cycle.budget_left_amount = min(lefts) if lefts else 0.0
+            cycle.budget_exceeded = bool(lefts) and cycle.currency_id.compare_amounts(pending, min(lefts)) > 0
 
     def _entitlement_state_counts(self, model):
         """Count the entitlements of ``model`` (an entitlement model name) of the cycles
@@ -358,9 +456,13 @@ class G2PCycle(models.Model):
         return True
 
     def approve(self):
-        """Approve cycles that are ``to_approve``. :return: True. :raise UserError: wrong state."""
+        """Approve cycles that are ``to_approve``, recording who and when
+        (``approved_by_id``, ``date_approved``: with segregation of duties, that user does
+        not validate the cycle's entitlements). :return: True. :raise UserError: wrong state."""
         target = self._transition("approve")
-        self.sudo().write({"state": target})
+        self.sudo().write(
+            {"state": target, "approved_by_id": self.env.uid, "date_approved": fields.Datetime.now()}
+        )
         return True
 
     def mark_distributed(self):
@@ -387,7 +489,7 @@ class G2PCycle(models.Model):
     def reset_draft(self):
         """Send a cycle back to draft (from ``to_approve`` or ``cancelled``). :return: True."""
         target = self._transition("reset_draft")
-        self.sudo().write({"state": target})
+        self.sudo().write({"state": target, "approved_by_id": False, "date_approved": False})
         return True
 
     @api.model
@@ -515,11 +617,14 @@ class G2PCycle(models.Model):
                 .sudo()
                 .with_context(tracking_disable=True, mail_create_nolog=True, mail_notrack=True)
             )
+            submitted = manager._generated_state_vals()
             for start in range(0, len(partner_ids), BATCH_SIZE):
                 vals, batch_skipped = manager._prepare_entitlements(
                     self, partner_ids[start : start + BATCH_SIZE]
                 )
                 if vals:
+                    for entitlement_vals in vals:
+                        entitlement_vals.update(submitted)  # still one INSERT per batch
                     created += manager._create_entitlements(Model, vals)
                 skipped += batch_skipped
         return created, skipped

@@ -1,4 +1,7 @@
 from odoo import _, api, fields, models
+from odoo.exceptions import ValidationError
+
+from ..refusal import coded
 
 
 class G2PEntitlement(models.Model):
@@ -35,6 +38,21 @@ class G2PEntitlement(models.Model):
         ),
     ]
 
+    @api.constrains("initial_amount")
+    def _check_initial_amount(self):
+        for entitlement in self:
+            if entitlement.initial_amount <= 0:
+                raise ValidationError(
+                    coded(
+                        "bad_amount",
+                        _(
+                            "Entitlement %(name)s: the amount must be positive (%(amount)s given).",
+                            name=entitlement.display_name,
+                            amount=entitlement.initial_amount,
+                        ),
+                    )
+                )
+
     @api.depends("initial_amount", "amount_redeemed")
     def _compute_balance(self):
         for entitlement in self:
@@ -42,6 +60,9 @@ class G2PEntitlement(models.Model):
 
     def _redeemed_quantity_field(self):
         return "amount_redeemed"
+
+    def _budget_value_field(self):
+        return "initial_amount", "program"
 
     def _manager_model(self):
         return "g2p.program.entitlement.manager.cash"

@@ -3,10 +3,11 @@ import logging
 from psycopg2.extras import execute_values
 
 from odoo import _, api, fields, models
-from odoo.exceptions import AccessError, UserError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
-from .. import ern
+from .. import ern, input_check
+from ..refusal import coded
 
 _logger = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ NOW_UTC = SQL("now() at time zone 'UTC'")
 # What a reset to draft clears (the ERN, the approval, the rejection, the cancellation).
 RESET_COLUMNS = (
     "code",
+    "date_submitted",
+    "submitted_by_id",
     "date_approved",
     "approved_by_id",
     "rejection_reason",
@@ -68,6 +71,8 @@ LIFECYCLE_FIELDS = frozenset(
         "rejected_by_id",
         "date_cancelled",
         "cancelled_by_id",
+        "date_submitted",
+        "submitted_by_id",
         "partner_id",
         "cycle_id",
         "initial_amount",
@@ -80,6 +85,17 @@ LIFECYCLE_FIELDS = frozenset(
 )
 # Of those, what a new (draft) entitlement may give.
 CREATE_FIELDS = frozenset({"partner_id", "cycle_id", "initial_amount", "quantity", "state"})
+# What an officer may correct on a draft (OpenSPP's Entitlements guide, "Modifying
+# entitlements": adjust amounts, change validity dates, add notes); each change is logged
+# (g2p.entitlement.correction). The figures (amount, quantity) only in draft; the dates
+# also later, by program managers (as before).
+CORRECTION_FIGURES = frozenset({"initial_amount", "quantity"})
+CORRECTION_FIELDS = CORRECTION_FIGURES | {"valid_from", "valid_until", "note"}
+# Cycle states in which single entitlements are submitted (a draft cycle's are submitted
+# with the cycle, by ``to_approve``).
+SUBMIT_CYCLE_STATES = ("to_approve", "approved")
+# What approval commits to the budget: the entitlements in these states.
+COMMITTED_STATES = ("approved", "transferred", "redeemed", "partially_redeemed")
 
 
 class G2PEntitlementBase(models.AbstractModel):
@@ -123,6 +139,20 @@ class G2PEntitlementBase(models.AbstractModel):
     rejected_by_id = fields.Many2one("res.users", readonly=True, copy=False)
     date_cancelled = fields.Datetime(readonly=True, copy=False)
     cancelled_by_id = fields.Many2one("res.users", readonly=True, copy=False)
+    date_submitted = fields.Datetime(readonly=True, copy=False)
+    submitted_by_id = fields.Many2one("res.users", readonly=True, copy=False)
+
+    # ------------------------------------------------------------------
+    # Corrections (drafts: amount, quantity, validity, note)
+    # ------------------------------------------------------------------
+    note = fields.Text(copy=False, help="The officer's note on this entitlement (each change is logged).")
+    correction_ids = fields.One2many(
+        "g2p.entitlement.correction",
+        "res_id",
+        string="Corrections",
+        readonly=True,
+        help="Who changed what on this entitlement, when, from what to what.",
+    )
 
     @api.depends("cycle_id")
     def _compute_validity(self):
@@ -138,6 +168,29 @@ class G2PEntitlementBase(models.AbstractModel):
                 "Draft entitlement of %s", entitlement.partner_id.name
             )
 
+    def _check_validity(self):
+        """Refuse (ValidationError ``[bad_validity]``) an entitlement of ``self`` valid
+        until a day before it is valid from. Checked on users' creates and writes (the
+        suite's own code and tests may date an entitlement in the past to expire it)."""
+        for entitlement in self:
+            if (
+                entitlement.valid_from
+                and entitlement.valid_until
+                and entitlement.valid_until < entitlement.valid_from
+            ):
+                raise ValidationError(
+                    coded(
+                        "bad_validity",
+                        _(
+                            "Entitlement %(name)s would be valid until %(until)s, before it is valid from "
+                            "%(from)s: give an end on or after the start.",
+                            name=entitlement.display_name,
+                            until=entitlement.valid_until,
+                            **{"from": entitlement.valid_from},
+                        ),
+                    )
+                )
+
     # ------------------------------------------------------------------
     # Creation
     # ------------------------------------------------------------------
@@ -151,13 +204,49 @@ class G2PEntitlementBase(models.AbstractModel):
                     names.append("state")
                 self._check_lifecycle_vals(names)
         self._complete_vals(vals_list)
-        return super().create(vals_list)
+        records = super().create(vals_list)
+        if not self.env.su:
+            records._check_validity()
+        return records
 
     def write(self, vals):
-        if not self.env.su:
-            self.check_access_rights("write")
-            self._check_lifecycle_vals([n for n in vals if n in LIFECYCLE_FIELDS])
-        return super().write(vals)
+        """Officers correct drafts (CORRECTION_FIELDS: amount, quantity, validity, note);
+        program managers also write the other non-lifecycle fields and the validity of
+        entitlements past draft. Each correction is logged (:meth:`_log_corrections`).
+
+        :raise AccessError: ``[not_allowed]`` an officer writes an entitlement that is
+            not a draft, or a field that is not a correction.
+        :raise UserError: ``[use_actions]`` a lifecycle field, or a figure (amount,
+            quantity) of an entitlement that is not a draft."""
+        if self.env.su:
+            return super().write(vals)
+        self.check_access_rights("write")
+        if not self.env.user.has_group("g2p_programs_ext.group_program_manager"):
+            others = sorted(n for n in vals if n not in CORRECTION_FIELDS)
+            if others:
+                raise AccessError(
+                    coded(
+                        "not_allowed",
+                        _(
+                            "Program officers correct the amount, quantity, validity and note of draft "
+                            "entitlements only, not %s.",
+                            ", ".join(others),
+                        ),
+                    )
+                )
+            self._check_drafts(sorted(vals), AccessError, "not_allowed")
+        self._check_lifecycle_vals([n for n in vals if n in LIFECYCLE_FIELDS - CORRECTION_FIELDS])
+        input_check.check_vals(self, vals)
+        corrected = [n for n in vals if n in CORRECTION_FIELDS and n in self._fields]
+        figures = [n for n in corrected if n in CORRECTION_FIGURES]
+        if figures:
+            self._check_drafts(figures)
+        old = self._correction_values(corrected)
+        res = super().write(vals)
+        if "valid_from" in vals or "valid_until" in vals:
+            self._check_validity()
+        self._log_corrections(old)
+        return res
 
     @api.ondelete(at_uninstall=False)
     def _unlink_only_drafts(self):
@@ -178,6 +267,79 @@ class G2PEntitlementBase(models.AbstractModel):
                     self.browse(row[0]).display_name,
                 )
             )
+
+    def _check_drafts(self, names, error=UserError, code="use_actions"):
+        """Raise ``error`` (``[code]``) unless every entitlement of ``self`` is a draft:
+        the fields ``names`` only change in draft (after, cancel and recreate)."""
+        self.flush_recordset(["state"])
+        self.env.cr.execute(
+            SQL(
+                "SELECT id FROM %s WHERE id = ANY(%s) AND state != 'draft' ORDER BY id LIMIT 1",
+                SQL.identifier(self._table),
+                self.ids,
+            )
+        )
+        row = self.env.cr.fetchone()
+        if row:
+            raise error(
+                coded(
+                    code,
+                    _(
+                        "%(fields)s of entitlement %(name)s cannot change: it is not a draft. Reset it to "
+                        "draft first (pending or rejected), or cancel it and create another.",
+                        fields=", ".join(sorted(names)),
+                        name=self.browse(row[0]).display_name,
+                    ),
+                )
+            )
+
+    def _correction_values(self, names):
+        """{entitlement id: {field: value}} the values of ``names`` before a correction
+        (one read for the batch). :return: dict"""
+        if not names or not self:
+            return {}
+        return {row["id"]: row for row in self.sudo().read(names, load=False)}
+
+    def _log_corrections(self, old):
+        """Log what changed since ``old`` (from :meth:`_correction_values`): one
+        g2p.entitlement.correction row per entitlement and field that changed, created in
+        one batch, and one message per cycle summing the batch up."""
+        if not old:
+            return
+        Correction = self.env["g2p.entitlement.correction"].sudo()
+        records = self.sudo().browse(list(old))
+        new = {
+            row["id"]: row
+            for row in records.read([n for n in next(iter(old.values())) if n != "id"], load=False)
+        }
+        vals_list = []
+        for entitlement in records:
+            before, after = old[entitlement.id], new[entitlement.id]
+            for name in before:
+                if name == "id" or before[name] == after[name]:
+                    continue
+                field = self._fields[name]
+                vals_list.append(
+                    {
+                        "res_model": self._name,
+                        "res_id": entitlement.id,
+                        "cycle_id": entitlement.cycle_id.id,
+                        "program_id": entitlement.program_id.id,
+                        "field_name": name,
+                        "field_description": field._description_string(self.env),
+                        "old_value": Correction._format_value(field, before[name]),
+                        "new_value": Correction._format_value(field, after[name]),
+                        "user_id": self.env.uid,
+                    }
+                )
+        if not vals_list:
+            return
+        Correction.create(vals_list)
+        changed = records.browse(sorted({v["res_id"] for v in vals_list}))
+        labels = sorted({v["field_description"] for v in vals_list})
+        changed._log_on_cycles(
+            _("Corrected by %(user)s: %(fields)s", user=self.env.user.name, fields=", ".join(labels))
+        )
 
     @api.model
     def _check_lifecycle_vals(self, names):
@@ -374,7 +536,10 @@ class G2PEntitlementBase(models.AbstractModel):
     def _cycle_submitted(self, cycles):
         """Cycles went to ``to_approve``: their draft entitlements wait for validation."""
         drafts = self.sudo().search([("cycle_id", "in", cycles.ids), ("state", "=", "draft")])
-        drafts._set_state(drafts._check_transition("submit"))
+        drafts._set_state(
+            drafts._check_transition("submit"),
+            {"submitted_by_id": self.env.uid, "date_submitted": NOW_UTC},
+        )
         if drafts:
             drafts._log_on_cycles(_("Submitted for validation"))
 
@@ -421,9 +586,55 @@ class G2PEntitlementBase(models.AbstractModel):
             )
         cycles._check_unlocked()
         self._check_in_validation_groups(superuser_too=True)
+        self._check_segregation()
+        records._check_budget()
         records._before_approve()
         records._approve_with_codes(target)
         records._log_on_cycles(_("Approved by %s", self.env.user.name))
+        return True
+
+    def action_submit(self):
+        """Submit draft entitlements for approval (OpenSPP's *Submit for approval*): each
+        becomes ``pending_validation``, with ``submitted_by_id`` and ``date_submitted``.
+        The entitlements of a draft cycle are submitted with the cycle
+        (``g2p.cycle.to_approve``); these here belong to a cycle that is ``to_approve`` or
+        ``approved`` (typically a draft reset after a rejection and corrected). A batch
+        with one entitlement that fails a check is refused whole; nothing changes.
+
+        :return: True
+        :raise UserError: ``[wrong_state]`` not a draft; ``[wrong_cycle_state]`` its cycle
+            is neither to approve nor approved.
+        :raise AccessError: the user is not a program officer.
+        """
+        self._check_group("g2p_programs_ext.group_program_officer")
+        self.check_access_rule("read")
+        if not self:
+            return True
+        records = self.sudo().with_context(tracking_disable=True)
+        target = records._check_transition("submit")
+        cycles = records._cycles()
+        wrong = cycles.filtered(lambda c: c.state not in SUBMIT_CYCLE_STATES)
+        if wrong:
+            labels = dict(wrong[0]._fields["state"].selection)
+            raise UserError(
+                coded(
+                    "wrong_cycle_state",
+                    _(
+                        "Cycle %(cycle)s is %(state)s: single entitlements are submitted while it is "
+                        "%(allowed)s. A draft cycle's entitlements are submitted with the cycle (Submit for "
+                        "approval on the cycle). Nothing was submitted.",
+                        cycle=wrong[0].name,
+                        state=labels[wrong[0].state],
+                        allowed=_(" or ").join(labels[s] for s in SUBMIT_CYCLE_STATES),
+                    ),
+                )
+            )
+        cycles._check_unlocked()
+        records._set_state(
+            target,
+            {"submitted_by_id": self.env.uid, "date_submitted": NOW_UTC},
+        )
+        records._log_on_cycles(_("Submitted for approval by %s", self.env.user.name))
         return True
 
     def action_reject(self, reason, note=False):
@@ -511,6 +722,139 @@ class G2PEntitlementBase(models.AbstractModel):
                     )
                 )
 
+    def _check_segregation(self):
+        """Segregation of duties (OpenSPP's Entitlements guide, "Separate
+        preparer/approver"; UNICEF HOPE's incompatible roles): the user about to approve
+        ``self`` did not submit nor correct any of them, nor approve their cycle, where the
+        entitlement manager of their program has ``segregation_of_duties`` on (the
+        default). Jobs and the suite's own code (``env.su``) are exempt; every real user,
+        administrators included, is not. One query for the batch.
+
+        :raise UserError: ``[same_user]`` naming the entitlement and the earlier step."""
+        if self.env.su or not self:
+            return
+        program_of, managers = self.sudo()._program_managers()
+        programs = [pid for pid, manager in managers.items() if manager.segregation_of_duties]
+        if not programs:
+            return
+        self.env["g2p.entitlement.correction"].flush_model()
+        self.env["g2p.cycle"].flush_model(["approved_by_id"])
+        self.flush_recordset(["submitted_by_id", "program_id", "cycle_id"])
+        # SQL: three facts of 100,000 rows in one pass, no ORM read of the entitlements
+        corrected = SQL(
+            "EXISTS (SELECT 1 FROM g2p_entitlement_correction k WHERE k.res_model = %s"
+            " AND k.res_id = e.id AND k.user_id = %s)",
+            self._name,
+            self.env.uid,
+        )
+        self.env.cr.execute(
+            SQL(
+                """SELECT e.id, e.submitted_by_id = %(uid)s, %(corrected)s, c.approved_by_id = %(uid)s
+                     FROM %(table)s e JOIN g2p_cycle c ON c.id = e.cycle_id
+                    WHERE e.id = ANY(%(ids)s) AND e.program_id = ANY(%(programs)s)
+                      AND (e.submitted_by_id = %(uid)s OR c.approved_by_id = %(uid)s OR %(corrected)s)
+                    ORDER BY e.id LIMIT 1""",
+                uid=self.env.uid,
+                corrected=corrected,
+                table=SQL.identifier(self._table),
+                ids=self.ids,
+                programs=programs,
+            )
+        )
+        row = self.env.cr.fetchone()
+        if not row:
+            return
+        entitlement = self.sudo().browse(row[0])
+        if row[1]:
+            step = _("you submitted it for approval")
+        elif row[2]:
+            step = _("you corrected it")
+        else:
+            step = _("you approved its cycle %s", entitlement.cycle_id.name)
+        raise UserError(
+            coded(
+                "same_user",
+                _(
+                    "You cannot approve entitlement %(name)s: %(step)s, and the entitlement manager of "
+                    "%(program)s keeps preparing and approving apart (segregation of duties). Another "
+                    "validator approves it. Nothing was approved.",
+                    name=entitlement.display_name,
+                    step=step,
+                    program=entitlement.program_id.name,
+                ),
+            )
+        )
+
+    def _program_managers(self):
+        """({entitlement id: program id}, {program id: entitlement manager}) for
+        ``self``, read in SQL (not every column of 100,000 rows)."""
+        if not self:
+            return {}, {}
+        self.flush_recordset(["program_id"])
+        self.env.cr.execute(
+            SQL("SELECT id, program_id FROM %s WHERE id = ANY(%s)", SQL.identifier(self._table), self.ids)
+        )
+        program_of = dict(self.env.cr.fetchall())
+        managers = (
+            self.env[self._manager_model()]
+            .sudo()
+            .search([("program_id", "in", list(set(program_of.values())))])
+        )
+        return program_of, {m.program_id.id: m for m in managers}
+
+    def _check_budget(self):
+        """Refuse to approve ``self`` (pending entitlements) beyond a budget: per program
+        with a budget (g2p.program.budget), what is committed (COMMITTED_STATES, every
+        entitlement model, valued by :meth:`_budget_value_field`) plus what ``self`` asks
+        must stay within it; the same per cycle with a cycle budget (g2p.cycle.budget).
+        No budget: no check. The budget rows are locked first, so two approvals at once
+        do not both pass (the one that waited fails to serialize and is retried, seeing
+        what the first committed).
+
+        :raise UserError: ``[over_budget]`` naming the budget, the committed and the asked
+            amounts (in the program's currency). Nothing changes."""
+        if not self:
+            return
+        Budget = self.env["g2p.program.budget"].sudo()
+        asked_program, asked_cycle = Budget._sums(ids_by_model={self._name: self.ids})
+        budgets = Budget._lock_budgets(list(asked_program), list(asked_cycle))
+        if not budgets:
+            return
+        committed_program, committed_cycle = Budget._sums(
+            program_ids=list(asked_program), states=COMMITTED_STATES
+        )
+        for budget in budgets:
+            if budget._name == "g2p.cycle.budget":
+                key, asked, committed = budget.cycle_id.id, asked_cycle, committed_cycle
+                label = _("cycle %s", budget.cycle_id.name)
+            else:
+                key, asked, committed = budget.program_id.id, asked_program, committed_program
+                label = _("program %s", budget.program_id.name)
+            currency = budget.currency_id
+            total = committed.get(key, 0.0) + asked.get(key, 0.0)
+            if currency.compare_amounts(total, budget.amount) > 0:
+                raise UserError(
+                    coded(
+                        "over_budget",
+                        _(
+                            "Approving these entitlements would go over the budget of %(label)s: budget "
+                            "%(budget)s, already committed %(committed)s, asked %(asked)s (%(over)s over). "
+                            "Nothing was approved: approve fewer entitlements, or a program manager raises "
+                            "the budget.",
+                            label=label,
+                            budget=currency.format(budget.amount),
+                            committed=currency.format(committed.get(key, 0.0)),
+                            asked=currency.format(asked.get(key, 0.0)),
+                            over=currency.format(total - budget.amount),
+                        ),
+                    )
+                )
+
+    def _budget_value_field(self):
+        """(stored field giving an entitlement's value, ``"program"`` or ``"company"``: the
+        currency it is in). Cash: the initial amount, in the program's currency."""
+        raise NotImplementedError
+
     def action_cancel(self):
         """Cancel entitlements (program managers). Approved in-kind entitlements give
         back their stock reservation. :return: True. :raise UserError: wrong state."""
@@ -528,12 +872,43 @@ class G2PEntitlementBase(models.AbstractModel):
         self._log_on_cycles(_("Cancelled by %s", self.env.user.name))
 
     def action_reset_to_draft(self):
-        """Back to draft, only from pending validation, rejected or cancelled (program
-        managers); the ERN and approval are cleared. :return: True. :raise UserError: wrong state."""
-        self._check_group("g2p_programs_ext.group_program_manager")
+        """Back to draft, only from pending validation, rejected or cancelled, so that an
+        officer corrects and submits it again (OpenSPP's *Manage entitlements* guide: the
+        Program Officer owns Draft). Program officers reset pending and rejected
+        entitlements; a cancelled one only a program manager. The ERN, the approval, the
+        rejection, the cancellation and the submission are cleared; the correction log
+        stays.
+
+        :return: True
+        :raise UserError: ``[wrong_state]`` a state that cannot be reset.
+        :raise AccessError: the user is not an officer; ``[not_allowed]`` an officer
+            resets a cancelled entitlement.
+        """
+        self._check_group("g2p_programs_ext.group_program_officer")
         self.check_access_rule("read")
         records = self.sudo()
         target = records._check_transition("reset")
+        if not self.env.su and not self.env.user.has_group("g2p_programs_ext.group_program_manager"):
+            records.flush_recordset(["state"])
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id FROM %s WHERE id = ANY(%s) AND state = 'cancelled' ORDER BY id LIMIT 1",
+                    SQL.identifier(self._table),
+                    self.ids,
+                )
+            )
+            row = self.env.cr.fetchone()
+            if row:
+                raise AccessError(
+                    coded(
+                        "not_allowed",
+                        _(
+                            "Entitlement %s is cancelled: only a program manager resets a cancelled "
+                            "entitlement to draft.",
+                            records.browse(row[0]).display_name,
+                        ),
+                    )
+                )
         records._set_state(target, dict.fromkeys(RESET_COLUMNS))
         records._log_on_cycles(_("Reset to draft by %s", self.env.user.name))
         return True

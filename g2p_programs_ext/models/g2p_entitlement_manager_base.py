@@ -29,6 +29,17 @@ class G2PEntitlementManagerBase(models.AbstractModel):
         "Approval is refused while it is empty.",
     )
 
+    auto_submit = fields.Boolean(
+        string="Submit automatically",
+        help="Prepared entitlements go straight to Pending validation (submitted by whoever "
+        "prepares them) instead of waiting in Draft for the cycle's submission.",
+    )
+    segregation_of_duties = fields.Boolean(
+        default=True,
+        help="Whoever submitted or corrected an entitlement, or approved its cycle, cannot "
+        "approve it (refused [same_user]). Background jobs are exempt.",
+    )
+
     _sql_constraints = [
         ("program_uniq", "unique(program_id)", "A program has at most one entitlement manager of each kind."),
     ]
@@ -46,6 +57,20 @@ class G2PEntitlementManagerBase(models.AbstractModel):
     def _entitlement_model(self):
         """Name of the entitlement model this manager makes."""
         raise NotImplementedError
+
+    def _generated_state_vals(self):
+        """The lifecycle values every entitlement this manager generates gets on top of
+        the cycle's (``g2p.cycle._entitlement_common_vals``, a draft): with
+        ``auto_submit``, pending validation, submitted by the current user now.
+        :return: dict"""
+        self.ensure_one()
+        if not self.auto_submit:
+            return {}
+        return {
+            "state": "pending_validation",
+            "submitted_by_id": self.env.uid,
+            "date_submitted": fields.Datetime.now(),
+        }
 
     def _prepare_entitlements(self, cycle, partner_ids):
         """Values of the entitlements to create for ``partner_ids`` (res.partner ids,

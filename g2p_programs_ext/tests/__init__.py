@@ -5,3 +5,4 @@ from . import test_entitlements
 from . import test_back_office
 from . import test_program_wizard
 from . import test_cel_sql
+from . import test_workflow

@@ -1,6 +1,8 @@
 """In-kind entitlements. Their stock is held by their allocation (``g2p.inkind.allocation``)."""
 
 from odoo import _, api, fields, models
+from odoo.addons.g2p_programs_ext.refusal import coded
+from odoo.exceptions import ValidationError
 
 
 class G2PEntitlementInkind(models.Model):
@@ -113,6 +115,21 @@ class G2PEntitlementInkind(models.Model):
                 factors[pair] = pair[0]._compute_quantity(1.0, pair[1], round=False) if all(pair) else 1.0
             entitlement.total_amount = entitlement.quantity * factors[pair] * entitlement.unit_price
 
+    @api.constrains("quantity")
+    def _check_quantity(self):
+        for entitlement in self:
+            if entitlement.quantity <= 0:
+                raise ValidationError(
+                    coded(
+                        "bad_quantity",
+                        _(
+                            "Entitlement %(name)s: the quantity must be positive (%(qty)s given).",
+                            name=entitlement.display_name,
+                            qty=entitlement.quantity,
+                        ),
+                    )
+                )
+
     @api.depends("quantity", "quantity_redeemed")
     def _compute_quantity_balance(self):
         for entitlement in self:
@@ -133,6 +150,11 @@ class G2PEntitlementInkind(models.Model):
     # ------------------------------------------------------------------
     def _redeemed_quantity_field(self):
         return "quantity_redeemed"
+
+    def _budget_value_field(self):
+        """In-kind entitlements count in budgets at ``total_amount`` (quantity × the
+        product's cost at generation), in the company's currency."""
+        return "total_amount", "company"
 
     def _manager_model(self):
         return "g2p.program.entitlement.manager.inkind"

@@ -8,3 +8,4 @@ from . import test_voucher
 from . import test_tour
 from . import test_redemption
 from . import test_service_point_warehouse
+from . import test_workflow

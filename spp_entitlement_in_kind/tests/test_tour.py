@@ -73,3 +73,19 @@ class TestDistributionTour(HttpCase, InkindCommon):
         # The tour itself checks that the report answered with the two vouchers.
         self.start_tour(ENTITLEMENTS, "g2p_tour_officer_prints_vouchers", login=self.officer.login)
         self.assertEqual(set(approved.mapped("state")), {"approved"}, "printing changes nothing")
+
+        # The guide's loop inside the approved cycle: reset, correct, submit, approve.
+        free_before = self.figures(self.rice, self.wh_north)["free"]
+        self.start_tour(ENTITLEMENTS, "g2p_tour_officer_corrects_and_resubmits", login=self.officer.login)
+        rejected.invalidate_recordset()
+        self.assertEqual((rejected.state, rejected.quantity), ("pending_validation", 4.0))
+        self.assertEqual(rejected.submitted_by_id, self.officer)
+        self.assertEqual(rejected.note, "One member moved away")
+        change = rejected.correction_ids.filtered(lambda c: c.field_name == "quantity")
+        self.assertEqual((change.old_value, change.new_value, change.user_id), ("5.0", "4.0", self.officer))
+        self.start_tour(ENTITLEMENTS, "g2p_tour_validator_approves_resubmitted", login=self.validator.login)
+        rejected.invalidate_recordset()
+        self.assertEqual((rejected.state, rejected.approved_by_id), ("approved", self.validator))
+        self.assertTrue(rejected.code)
+        self.assertEqual(cycle.state, "approved")
+        self.assertAlmostEqual(free_before - self.figures(self.rice, self.wh_north)["free"], 4.0)

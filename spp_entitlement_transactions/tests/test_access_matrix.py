@@ -103,7 +103,9 @@ CRUD = {
     "g2p.entitlement": {
         "read": BACK_OFFICE | {AG},
         "create": roles(MANAGER),  # a draft only; generation is prepare_entitlement
-        "write": roles(MANAGER),  # validity and service point; never state or figures
+        # validity and service point; never state, nor figures past draft. Officers
+        # correct drafts only (the cell writes an approved one: refused to them)
+        "write": roles(MANAGER),
         "unlink": roles(MANAGER),  # a draft only
     },
     "g2p.entitlement.inkind": {
@@ -177,7 +179,10 @@ METHODS = {
     ("g2p.entitlement", "approve_entitlement"): roles(VALIDATOR),
     ("g2p.entitlement", "action_reject"): roles(VALIDATOR),
     ("g2p.entitlement", "action_cancel"): roles(MANAGER),
-    ("g2p.entitlement", "action_reset_to_draft"): roles(MANAGER),
+    # officers reset pending and rejected entitlements (the cell: a rejected one);
+    # a cancelled one only managers (g2p_programs_ext/tests/test_workflow.py)
+    ("g2p.entitlement", "action_reset_to_draft"): roles(OFFICER, MANAGER),
+    ("g2p.entitlement", "action_submit"): roles(OFFICER, MANAGER),
     ("spp.entitlement.transaction", "lookup"): BACK_OFFICE | {AG},
     ("spp.entitlement.transaction", "entitlements_for_service_point"): BACK_OFFICE | {AG},
     ("spp.entitlement.transaction", "redeem"): roles(AG),
@@ -641,6 +646,11 @@ class TestAccessMatrix(InkindRedemptionCase):
             entitlement.action_reject("declined")
             return entitlement.with_user(user)
 
+        def drafted(entitlement):
+            entitlement.action_reject("declined")
+            entitlement.action_reset_to_draft()
+            return entitlement.with_user(user)
+
         return {
             ("g2p.program", "enroll_eligible_registrants"): lambda: self.program.with_user(
                 user
@@ -673,6 +683,7 @@ class TestAccessMatrix(InkindRedemptionCase):
             ("g2p.entitlement", "action_reset_to_draft"): lambda: rejected(
                 self.ent_a1
             ).action_reset_to_draft(),
+            ("g2p.entitlement", "action_submit"): lambda: drafted(self.ent_a1).action_submit(),
             ("spp.entitlement.transaction", "lookup"): lambda: Api.lookup(self.ent_a1.code),
             ("spp.entitlement.transaction", "entitlements_for_service_point"): lambda: (
                 Api.entitlements_for_service_point(self.point_a.id)

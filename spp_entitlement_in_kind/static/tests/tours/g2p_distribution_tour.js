@@ -4,7 +4,9 @@
  * spp_entitlement_in_kind/tests/test_tour.py, which checks the database after each):
  * a manager creates a program with the wizard, an officer enrolls, creates a cycle,
  * prepares and submits it, an approver approves the cycle, a validator approves the
- * entitlements from the list and rejects one with a reason, an officer prints vouchers.
+ * entitlements from the list and rejects one with a reason, an officer prints vouchers,
+ * then the guide's loop in the approved cycle: the officer resets the rejected one to
+ * draft, corrects its quantity, adds a note and submits it; a validator approves it.
  */
 import { registry } from "@web/core/registry";
 
@@ -189,5 +191,38 @@ registry.category("web_tour.tours").add("g2p_tour_officer_prints_vouchers", {
         { content: "Print", trigger: ".o_cp_action_menus .dropdown-toggle:has(.fa-print)" },
         { content: "Vouchers", trigger: '.o-dropdown--menu .dropdown-item:contains("Vouchers")' },
         check('body[data-g2p-vouchers="2"]', "Two vouchers: H3 and H4 (H1's only entitlement was rejected)"),
+    ],
+});
+
+registry.category("web_tour.tours").add("g2p_tour_officer_corrects_and_resubmits", {
+    test: true,
+    steps: () => [
+        {
+            content: "Open H1's rejected entitlement",
+            trigger: '.o_data_row:contains("H1"):contains("Rejected") td[name=partner_id]',
+            timeout: PAGE_LOAD,
+        },
+        stateIs("Rejected"),
+        { content: "Reset to draft", trigger: ".o_form_view .o_statusbar_buttons button[name=action_reset_to_draft]" },
+        stateIs("Draft"),
+        fill("div[name=quantity] input", "4", "Correct the quantity to 4 kg"),
+        fill("div[name=note] textarea", "One member moved away", "Say why"),
+        { content: "Submit for approval (saves first)", trigger: ".o_form_view button[name=action_submit]" },
+        stateIs("Pending validation"),
+        check("div[name=submitted_by_id]:contains(g2p_officer)", "Submitted by the officer"),
+    ],
+});
+
+registry.category("web_tour.tours").add("g2p_tour_validator_approves_resubmitted", {
+    test: true,
+    steps: () => [
+        {
+            content: "Open H1's entitlement, pending again",
+            trigger: '.o_data_row:contains("H1"):contains("Pending validation") td[name=partner_id]',
+            timeout: PAGE_LOAD,
+        },
+        check("div[name=correction_ids] .o_data_row:contains(Quantity)", "The correction is listed"),
+        { content: "Approve", trigger: ".o_form_view .o_statusbar_buttons button[name=approve_entitlement]" },
+        stateIs("Approved"),
     ],
 });

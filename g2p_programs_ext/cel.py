@@ -37,6 +37,7 @@ from odoo import _
 from odoo.exceptions import ValidationError
 
 from . import cel_sql
+from .refusal import coded
 
 _logger = logging.getLogger(__name__)
 
@@ -101,11 +102,14 @@ def check_expression(text, label):
             _("line %(line)s, column %(column)s", line=line, column=exc.column) if line else _("type check")
         )
         raise ValidationError(
-            _(
-                "[invalid_expression] %(label)s is not a valid CEL expression (%(where)s):\n%(error)s",
-                label=label,
-                where=where,
-                error=str(exc),
+            coded(
+                "invalid_expression",
+                _(
+                    "%(label)s is not a valid CEL expression (%(where)s):\n%(error)s",
+                    label=label,
+                    where=where,
+                    error=str(exc),
+                ),
             )
         ) from None
     return True

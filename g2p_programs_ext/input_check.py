@@ -14,18 +14,23 @@ import math
 from odoo import _
 from odoo.exceptions import ValidationError
 
+from .refusal import coded
+
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # PostgreSQL "integer" (ids too)
 FLOAT_MAX = 1e15  # amounts and quantities: far above any benefit, far below float trouble
 
 
 def _refuse(records, name, value, what):
     raise ValidationError(
-        _(
-            "[bad_value] %(model)s: %(field)s must be %(what)s, not %(value)s.",
-            model=records._description,
-            field=name,
-            what=what,
-            value=repr(value)[:80],
+        coded(
+            "bad_value",
+            _(
+                "%(model)s: %(field)s must be %(what)s, not %(value)s.",
+                model=records._description,
+                field=name,
+                what=what,
+                value=repr(value)[:80],
+            ),
         )
     )
 

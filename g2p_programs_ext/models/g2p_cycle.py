@@ -7,6 +7,7 @@ from odoo.addons.queue_job.delay import chain, group
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
+from ..refusal import coded
 from .g2p_entitlement_base import COMMITTED_STATES
 
 _logger = logging.getLogger(__name__)
@@ -284,10 +285,13 @@ class G2PCycle(models.Model):
         which check the user's role; the lock belongs to its jobs."""
         if names:
             raise UserError(
-                _(
-                    "[use_actions] %(fields)s of cycles cannot be set directly: use the cycle's actions "
-                    "(submit, approve, distribute, end, cancel, reset to draft).",
-                    fields=", ".join(sorted(names)),
+                coded(
+                    "use_actions",
+                    _(
+                        "%(fields)s of cycles cannot be set directly: use the cycle's actions "
+                        "(submit, approve, distribute, end, cancel, reset to draft).",
+                        fields=", ".join(sorted(names)),
+                    ),
                 )
             )
 
@@ -407,10 +411,13 @@ class G2PCycle(models.Model):
         for cycle in self:
             if cycle.locked:
                 raise UserError(
-                    _(
-                        "[locked] Cycle %(name)s is busy (%(reason)s): wait for its jobs to end.",
-                        name=cycle.name,
-                        reason=cycle.locked_reason or _("jobs running"),
+                    coded(
+                        "locked",
+                        _(
+                            "Cycle %(name)s is busy (%(reason)s): wait for its jobs to end.",
+                            name=cycle.name,
+                            reason=cycle.locked_reason or _("jobs running"),
+                        ),
                     )
                 )
 
@@ -426,10 +433,13 @@ class G2PCycle(models.Model):
         sources, target, group = CYCLE_TRANSITIONS[method]
         if not self.env.su and not self.env.user.has_group(group):
             raise AccessError(
-                _(
-                    "[not_allowed] Only the group %(group)s may do this (%(method)s) on cycles.",
-                    group=self.env.ref(group).display_name,
-                    method=method,
+                coded(
+                    "not_allowed",
+                    _(
+                        "Only the group %(group)s may do this (%(method)s) on cycles.",
+                        group=self.env.ref(group).display_name,
+                        method=method,
+                    ),
                 )
             )
         self._check_unlocked()
@@ -437,11 +447,14 @@ class G2PCycle(models.Model):
         for cycle in self:
             if cycle.state not in sources:
                 raise UserError(
-                    _(
-                        "[wrong_state] Cycle %(name)s is %(state)s: this can only be done when it is %(allowed)s.",
-                        name=cycle.name,
-                        state=labels[cycle.state],
-                        allowed=_(" or ").join(labels[s] for s in sources),
+                    coded(
+                        "wrong_state",
+                        _(
+                            "Cycle %(name)s is %(state)s: this can only be done when it is %(allowed)s.",
+                            name=cycle.name,
+                            state=labels[cycle.state],
+                            allowed=_(" or ").join(labels[s] for s in sources),
+                        ),
                     )
                 )
         return target
@@ -549,22 +562,28 @@ class G2PCycle(models.Model):
         self.check_access_rights("write")
         self.check_access_rule("write")
         if not self.env.su and not self.env.user.has_group("g2p_programs_ext.group_program_officer"):
-            raise AccessError(_("[not_allowed] Only program officers prepare entitlements."))
+            raise AccessError(coded("not_allowed", _("Only program officers prepare entitlements.")))
         if self.state != "draft":
             raise UserError(
-                _(
-                    "[wrong_state] Cycle %(name)s is %(state)s: entitlements are prepared while it is Draft.",
-                    name=self.name,
-                    state=dict(CYCLE_STATES)[self.state],
+                coded(
+                    "wrong_state",
+                    _(
+                        "Cycle %(name)s is %(state)s: entitlements are prepared while it is Draft.",
+                        name=self.name,
+                        state=dict(CYCLE_STATES)[self.state],
+                    ),
                 )
             )
         self._check_unlocked()
         if not self._managers():
             raise UserError(
-                _(
-                    "[no_manager] Program %s has no entitlement manager: a program manager adds one "
-                    "(cash or in-kind) on the program first.",
-                    self.program_id.name,
+                coded(
+                    "no_manager",
+                    _(
+                        "Program %s has no entitlement manager: a program manager adds one "
+                        "(cash or in-kind) on the program first.",
+                        self.program_id.name,
+                    ),
                 )
             )
         # Serialize concurrent calls on the cycle row: the second one waits, then fails
@@ -669,13 +688,16 @@ class G2PCycle(models.Model):
         """
         self.ensure_one()
         if not self.env.su and not self.env.user.has_group("g2p_programs_ext.group_program_validator"):
-            raise AccessError(_("[not_allowed] Only entitlement validators approve entitlements."))
+            raise AccessError(coded("not_allowed", _("Only entitlement validators approve entitlements.")))
         if self.state != "approved":
             raise UserError(
-                _(
-                    "[cycle_not_approved] Cycle %(name)s is %(state)s: approve the cycle before its entitlements.",
-                    name=self.name,
-                    state=dict(CYCLE_STATES)[self.state],
+                coded(
+                    "cycle_not_approved",
+                    _(
+                        "Cycle %(name)s is %(state)s: approve the cycle before its entitlements.",
+                        name=self.name,
+                        state=dict(CYCLE_STATES)[self.state],
+                    ),
                 )
             )
         user_groups = self.env.user.groups_id
@@ -692,10 +714,13 @@ class G2PCycle(models.Model):
             )
             if pending and not mine and not any(groups.values()):
                 raise UserError(
-                    _(
-                        "[no_validation_group] The entitlement managers of %s have no validation group: "
-                        "a program manager sets one on each manager.",
-                        self.program_id.name,
+                    coded(
+                        "no_validation_group",
+                        _(
+                            "The entitlement managers of %s have no validation group: "
+                            "a program manager sets one on each manager.",
+                            self.program_id.name,
+                        ),
                     )
                 )
             if mine:

@@ -262,9 +262,12 @@ class G2PEntitlementBase(models.AbstractModel):
         row = self.env.cr.fetchone()
         if row:
             raise UserError(
-                _(
-                    "[use_actions] Entitlement %s is not a draft: reject or cancel it instead of deleting it.",
-                    self.browse(row[0]).display_name,
+                coded(
+                    "use_actions",
+                    _(
+                        "Entitlement %s is not a draft: reject or cancel it instead of deleting it.",
+                        self.browse(row[0]).display_name,
+                    ),
                 )
             )
 
@@ -348,10 +351,13 @@ class G2PEntitlementBase(models.AbstractModel):
         cancel, reset), figures through redemptions; a new entitlement is a draft."""
         if names:
             raise UserError(
-                _(
-                    "[use_actions] %(fields)s of entitlements cannot be set directly: use the actions "
-                    "(approve, reject, cancel, reset to draft) and redemptions.",
-                    fields=", ".join(sorted(names)),
+                coded(
+                    "use_actions",
+                    _(
+                        "%(fields)s of entitlements cannot be set directly: use the actions "
+                        "(approve, reject, cancel, reset to draft) and redemptions.",
+                        fields=", ".join(sorted(names)),
+                    ),
                 )
             )
 
@@ -426,15 +432,18 @@ class G2PEntitlementBase(models.AbstractModel):
         if row:
             wrong = self.browse(row[0])
             raise UserError(
-                _(
-                    "[wrong_state] Entitlement %(name)s is %(state)s: it can only become %(target)s "
-                    "from %(sources)s. Nothing was changed (%(count)s of %(total)s selected are in the wrong state).",
-                    name=wrong.display_name,
-                    state=labels[wrong.state],
-                    target=labels[target],
-                    sources=_(" or ").join(labels[s] for s in sources),
-                    count=row[1],
-                    total=len(self),
+                coded(
+                    "wrong_state",
+                    _(
+                        "Entitlement %(name)s is %(state)s: it can only become %(target)s "
+                        "from %(sources)s. Nothing was changed (%(count)s of %(total)s selected are in the wrong state).",
+                        name=wrong.display_name,
+                        state=labels[wrong.state],
+                        target=labels[target],
+                        sources=_(" or ").join(labels[s] for s in sources),
+                        count=row[1],
+                        total=len(self),
+                    ),
                 )
             )
         return target
@@ -492,9 +501,12 @@ class G2PEntitlementBase(models.AbstractModel):
     def _check_group(self, xmlid):
         if not self.env.su and not self.env.user.has_group(xmlid):
             raise AccessError(
-                _(
-                    "[not_allowed] Only the group %s may do this on entitlements.",
-                    self.env.ref(xmlid).display_name,
+                coded(
+                    "not_allowed",
+                    _(
+                        "Only the group %s may do this on entitlements.",
+                        self.env.ref(xmlid).display_name,
+                    ),
                 )
             )
 
@@ -577,11 +589,14 @@ class G2PEntitlementBase(models.AbstractModel):
         not_approved = cycles.filtered(lambda c: c.state != "approved")
         if not_approved:
             raise UserError(
-                _(
-                    "[cycle_not_approved] Cycle %(cycle)s is %(state)s: entitlements can only be approved once "
-                    "their cycle is approved. Ask a cycle approver to approve it first.",
-                    cycle=not_approved[0].name,
-                    state=dict(not_approved[0]._fields["state"].selection)[not_approved[0].state],
+                coded(
+                    "cycle_not_approved",
+                    _(
+                        "Cycle %(cycle)s is %(state)s: entitlements can only be approved once "
+                        "their cycle is approved. Ask a cycle approver to approve it first.",
+                        cycle=not_approved[0].name,
+                        state=dict(not_approved[0]._fields["state"].selection)[not_approved[0].state],
+                    ),
                 )
             )
         cycles._check_unlocked()
@@ -652,14 +667,17 @@ class G2PEntitlementBase(models.AbstractModel):
         self.check_access_rule("read")
         if not isinstance(reason, str) or reason not in dict(REJECTION_REASONS):
             raise UserError(
-                _(
-                    "[bad_reason] %(reason)r is not a rejection reason; use one of %(reasons)s.",
-                    reason=reason,
-                    reasons=", ".join(dict(REJECTION_REASONS)),
+                coded(
+                    "bad_reason",
+                    _(
+                        "%(reason)r is not a rejection reason; use one of %(reasons)s.",
+                        reason=reason,
+                        reasons=", ".join(dict(REJECTION_REASONS)),
+                    ),
                 )
             )
         if note not in (False, None) and (not isinstance(note, str) or "\x00" in note):
-            raise UserError(_("[bad_note] The rejection note is a text, not %r.", note))
+            raise UserError(coded("bad_note", _("The rejection note is a text, not %r.", note)))
         self._check_in_validation_groups()
         records = self.sudo()
         target = records._check_transition("reject")
@@ -703,22 +721,28 @@ class G2PEntitlementBase(models.AbstractModel):
             group = groups.get(entitlement.id)
             if not group:
                 raise UserError(
-                    _(
-                        "[no_validation_group] Entitlement %(name)s: its entitlement manager on program "
-                        "%(program)s has no validation group. A program manager sets one on the program's "
-                        "entitlement manager.",
-                        name=entitlement.display_name,
-                        program=entitlement.program_id.name,
+                    coded(
+                        "no_validation_group",
+                        _(
+                            "Entitlement %(name)s: its entitlement manager on program "
+                            "%(program)s has no validation group. A program manager sets one on the program's "
+                            "entitlement manager.",
+                            name=entitlement.display_name,
+                            program=entitlement.program_id.name,
+                        ),
                     )
                 )
             if not self.env.su and group not in user_groups:
                 raise AccessError(
-                    _(
-                        "[not_in_validation_group] You are not in %(group)s, the validation group of the "
-                        "entitlements of %(program)s (e.g. %(name)s).",
-                        group=group.display_name,
-                        program=entitlement.program_id.name,
-                        name=entitlement.display_name,
+                    coded(
+                        "not_in_validation_group",
+                        _(
+                            "You are not in %(group)s, the validation group of the "
+                            "entitlements of %(program)s (e.g. %(name)s).",
+                            group=group.display_name,
+                            program=entitlement.program_id.name,
+                            name=entitlement.display_name,
+                        ),
                     )
                 )
 

@@ -5,6 +5,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
 from .. import cel, cel_sql, input_check
+from ..refusal import coded
 
 _logger = logging.getLogger(__name__)
 
@@ -225,9 +226,12 @@ class G2PEntitlementItemMixin(models.AbstractModel):
         for item in self:
             if item.max_multiplier < 0:
                 raise ValidationError(
-                    _(
-                        "[bad_value] %s: the multiplier cap cannot be negative (0: no cap).",
-                        item._item_label(),
+                    coded(
+                        "bad_value",
+                        _(
+                            "%s: the multiplier cap cannot be negative (0: no cap).",
+                            item._item_label(),
+                        ),
                     )
                 )
 
@@ -237,11 +241,14 @@ class G2PEntitlementItemMixin(models.AbstractModel):
             field = self.env["res.partner"]._fields.get(item.multiplier_field)
             if not field or field.type != "integer":
                 raise ValidationError(
-                    _(
-                        "[bad_multiplier_field] %(item)s: %(field)s is not an integer field of registrants "
-                        "(e.g. household_size).",
-                        item=item._item_label(),
-                        field=item.multiplier_field,
+                    coded(
+                        "bad_multiplier_field",
+                        _(
+                            "%(item)s: %(field)s is not an integer field of registrants "
+                            "(e.g. household_size).",
+                            item=item._item_label(),
+                            field=item.multiplier_field,
+                        ),
                     )
                 )
 
@@ -359,7 +366,7 @@ class G2PEntitlementItemMixin(models.AbstractModel):
         partner_ids = program.program_membership_ids.filtered(lambda m: m.state == "enrolled").partner_id.ids
         if not partner_ids:
             raise UserError(
-                _("[nothing_to_preview] Program %s has no enrolled beneficiary yet.", program.name)
+                coded("nothing_to_preview", _("Program %s has no enrolled beneficiary yet.", program.name))
             )
         figures, skipped = self._figures(partner_ids)
         total = sum(figures.values())

@@ -2,6 +2,8 @@ from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import float_round
 
+from ..refusal import coded
+
 
 class G2PEntitlementManagerCash(models.Model):
     _name = "g2p.program.entitlement.manager.cash"
@@ -32,7 +34,7 @@ class G2PEntitlementManagerCash(models.Model):
         for manager in self:
             if manager.max_amount < 0 or manager.transfer_fee < 0:
                 raise ValidationError(
-                    _("[bad_value] %s: the cap and the fee cannot be negative.", manager.display_name)
+                    coded("bad_value", _("%s: the cap and the fee cannot be negative.", manager.display_name))
                 )
 
     def _entitlement_model(self):
@@ -108,7 +110,7 @@ class G2PEntitlementManagerCashItem(models.Model):
         for item in self:
             if item.amount < 0:
                 raise ValidationError(
-                    _("[negative_amount] %s: the amount cannot be negative.", item._item_label())
+                    coded("negative_amount", _("%s: the amount cannot be negative.", item._item_label()))
                 )
 
     def _compute_display_name(self):

@@ -1,6 +1,8 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
+from ..refusal import coded
+
 
 class G2PGroupMembershipKind(models.Model):
     _name = "g2p.group.membership.kind"
@@ -67,10 +69,13 @@ class G2PGroupMembership(models.Model):
         for membership in self:
             if not membership.group_id.is_group or membership.individual_id.is_group:
                 raise ValidationError(
-                    _(
-                        "[not_a_household] %(member)s can only join a household, and %(group)s is not one.",
-                        member=membership.individual_id.display_name,
-                        group=membership.group_id.display_name,
+                    coded(
+                        "not_a_household",
+                        _(
+                            "%(member)s can only join a household, and %(group)s is not one.",
+                            member=membership.individual_id.display_name,
+                            group=membership.group_id.display_name,
+                        ),
                     )
                 )
 
@@ -104,9 +109,12 @@ class G2PGroupMembership(models.Model):
         repeated = {i for i in individual_ids if individual_ids.count(i) > 1}
         if repeated:
             raise ValidationError(
-                _(
-                    "[two_households] %s would join two households at once.",
-                    ", ".join(partners.browse(sorted(repeated)).mapped("display_name")),
+                coded(
+                    "two_households",
+                    _(
+                        "%s would join two households at once.",
+                        ", ".join(partners.browse(sorted(repeated)).mapped("display_name")),
+                    ),
                 )
             )
         self.flush_model(["individual_id", "end_date"])
@@ -118,10 +126,13 @@ class G2PGroupMembership(models.Model):
         row = self.env.cr.fetchone()
         if row:
             raise ValidationError(
-                _(
-                    "[two_households] %(member)s is already an active member of %(group)s: end that "
-                    "membership first (an individual belongs to one household at a time).",
-                    member=partners.browse(row[0]).display_name,
-                    group=partners.browse(row[1]).display_name,
+                coded(
+                    "two_households",
+                    _(
+                        "%(member)s is already an active member of %(group)s: end that "
+                        "membership first (an individual belongs to one household at a time).",
+                        member=partners.browse(row[0]).display_name,
+                        group=partners.browse(row[1]).display_name,
+                    ),
                 )
             )

@@ -8,6 +8,7 @@ from odoo.tools import SQL
 from odoo.tools.safe_eval import safe_eval
 
 from .. import cel, cel_sql, input_check
+from ..refusal import coded
 
 _logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class G2PProgram(models.Model):
         if not self.env.su and any(vals.get("locked") or vals.get("locked_reason") for vals in vals_list):
             self.check_access_rights("create")  # a role without the right hears so first
             raise UserError(
-                _("[use_actions] A program's lock belongs to its jobs: it cannot be set directly.")
+                coded("use_actions", _("A program's lock belongs to its jobs: it cannot be set directly."))
             )
         return super().create(vals_list)
 
@@ -110,7 +111,7 @@ class G2PProgram(models.Model):
         if not self.env.su and ("locked" in vals or "locked_reason" in vals):
             self.check_access_rights("write")
             raise UserError(
-                _("[use_actions] A program's lock belongs to its jobs: it cannot be set directly.")
+                coded("use_actions", _("A program's lock belongs to its jobs: it cannot be set directly."))
             )
         return super().write(vals)
 
@@ -173,7 +174,7 @@ class G2PProgram(models.Model):
         for program in self:
             if program.cycle_duration <= 0:
                 raise ValidationError(
-                    _("[bad_value] Program %s: a cycle lasts at least one day.", program.name)
+                    coded("bad_value", _("Program %s: a cycle lasts at least one day.", program.name))
                 )
 
     @api.constrains("eligibility_domain")
@@ -205,10 +206,13 @@ class G2PProgram(models.Model):
             expression.expression(domain, self.env["res.partner"].sudo())
         except Exception as exc:
             raise ValidationError(
-                _(
-                    "[invalid_domain] %(label)s is not a valid domain on registrants: %(error)s",
-                    label=label,
-                    error=exc,
+                coded(
+                    "invalid_domain",
+                    _(
+                        "%(label)s is not a valid domain on registrants: %(error)s",
+                        label=label,
+                        error=exc,
+                    ),
                 )
             ) from None
         return domain
@@ -338,10 +342,13 @@ class G2PProgram(models.Model):
         for program in self:
             if program.locked:
                 raise UserError(
-                    _(
-                        "[locked] Program %(name)s is busy (%(reason)s): wait for its jobs to end.",
-                        name=program.name,
-                        reason=program.locked_reason or _("jobs running"),
+                    coded(
+                        "locked",
+                        _(
+                            "Program %(name)s is busy (%(reason)s): wait for its jobs to end.",
+                            name=program.name,
+                            reason=program.locked_reason or _("jobs running"),
+                        ),
                     )
                 )
 
@@ -361,14 +368,18 @@ class G2PProgram(models.Model):
         raise AccessError ``[not_allowed]`` for anyone else, or when the user may not
         read the programs in ``self`` (another company)."""
         if not self.env.su and not self.env.user.has_group("g2p_programs_ext.group_program_officer"):
-            raise AccessError(_("[not_allowed] Only program officers enroll registrants and create cycles."))
+            raise AccessError(
+                coded("not_allowed", _("Only program officers enroll registrants and create cycles."))
+            )
         self.check_access_rights("read")
         self.check_access_rule("read")
 
     def _check_active(self):
         for program in self:
             if program.state != "active":
-                raise UserError(_("[program_ended] Program %s has ended: reopen it first.", program.name))
+                raise UserError(
+                    coded("program_ended", _("Program %s has ended: reopen it first.", program.name))
+                )
 
     # ------------------------------------------------------------------
     # Actions

@@ -3,6 +3,8 @@ from dateutil.relativedelta import relativedelta
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
+from ..refusal import coded
+
 
 class ResPartner(models.Model):
     _inherit = "res.partner"
@@ -123,7 +125,10 @@ class ResPartner(models.Model):
         repeated = {n for n in numbers if numbers.count(n) > 1}
         if repeated:
             raise ValidationError(
-                _("[duplicate_id_number] ID number(s) %s appear more than once.", ", ".join(sorted(repeated)))
+                coded(
+                    "duplicate_id_number",
+                    _("ID number(s) %s appear more than once.", ", ".join(sorted(repeated))),
+                )
             )
         self.flush_model(["id_number", "is_registrant"])
         self.env.cr.execute(
@@ -134,11 +139,14 @@ class ResPartner(models.Model):
         row = self.env.cr.fetchone()
         if row:
             raise ValidationError(
-                _(
-                    "[duplicate_id_number] ID number %(number)s is already held by %(holder)s: "
-                    "each registrant needs their own ID number.",
-                    number=row[0],
-                    holder=self.browse(row[1]).sudo().display_name,
+                coded(
+                    "duplicate_id_number",
+                    _(
+                        "ID number %(number)s is already held by %(holder)s: "
+                        "each registrant needs their own ID number.",
+                        number=row[0],
+                        holder=self.browse(row[1]).sudo().display_name,
+                    ),
                 )
             )
 

@@ -2,6 +2,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
 from ..models.g2p_entitlement_base import REJECTION_REASONS
+from ..refusal import coded
 
 
 class G2PEntitlementRejectWizard(models.TransientModel):
@@ -32,7 +33,7 @@ class G2PEntitlementRejectWizard(models.TransientModel):
         """Reject the selected entitlements with the reason and note. :return: an action closing the wizard."""
         self.ensure_one()
         if self.res_model not in self.env["g2p.cycle"]._entitlement_models():
-            raise UserError(_("[bad_model] %s are not entitlements.", self.res_model))
+            raise UserError(coded("bad_model", _("%s are not entitlements.", self.res_model)))
         self.env[self.res_model].browse(self.res_ids).action_reject(
             self.rejection_reason, self.rejection_note
         )

@@ -2,6 +2,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
 from .. import cel
+from ..refusal import coded
 
 # Above this many registrants passing the domain, the live count leaves the CEL
 # expression out (it would take seconds at each keystroke): the program's Preview does it.
@@ -150,7 +151,9 @@ class G2PProgramCreateWizard(models.TransientModel):
         """
         self.ensure_one()
         if not self._has_items():
-            raise UserError(_("[no_items] Program %s: add at least one cash or in-kind item.", self.name))
+            raise UserError(
+                coded("no_items", _("Program %s: add at least one cash or in-kind item.", self.name))
+            )
         program = self.env["g2p.program"].create(self._prepare_program_vals())
         self._create_managers(program)
         program._message_log(body=_("Program created with the wizard."))

@@ -4,6 +4,7 @@ from datetime import timedelta
 from markupsafe import Markup
 
 from odoo import _, api, fields, models
+from odoo.addons.g2p_programs_ext.refusal import coded
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
@@ -43,10 +44,13 @@ class G2PCycle(models.Model):
         for cycle in self:
             if cycle.end_date >= today:
                 raise UserError(
-                    _(
-                        "[not_ended] Cycle %(name)s runs until %(end)s: it can be closed from the day after.",
-                        name=cycle.name,
-                        end=cycle.end_date,
+                    coded(
+                        "not_ended",
+                        _(
+                            "Cycle %(name)s runs until %(end)s: it can be closed from the day after.",
+                            name=cycle.name,
+                            end=cycle.end_date,
+                        ),
                     )
                 )
         cron = self.env.ref("spp_auto_update_entitlements.ir_cron_close_ended_cycles")

@@ -38,13 +38,16 @@ class G2PEntitlementManagerInkind(models.Model):
         for manager in self.filtered("warehouse_id"):
             if manager.warehouse_id.company_id != manager.program_id.company_id:
                 raise ValidationError(
-                    _(
-                        "[wrong_company] Warehouse %(warehouse)s belongs to %(wh_company)s, program %(program)s "
-                        "to %(company)s: choose a warehouse of the program's company.",
-                        warehouse=manager.warehouse_id.display_name,
-                        wh_company=manager.warehouse_id.company_id.name,
-                        program=manager.program_id.name,
-                        company=manager.program_id.company_id.name,
+                    coded(
+                        "wrong_company",
+                        _(
+                            "Warehouse %(warehouse)s belongs to %(wh_company)s, program %(program)s "
+                            "to %(company)s: choose a warehouse of the program's company.",
+                            warehouse=manager.warehouse_id.display_name,
+                            wh_company=manager.warehouse_id.company_id.name,
+                            program=manager.program_id.name,
+                            company=manager.program_id.company_id.name,
+                        ),
                     )
                 )
 
@@ -197,14 +200,17 @@ class G2PEntitlementManagerInkindItem(models.Model):
         for item in self:
             if item.uom_id.category_id != item.product_id.uom_id.category_id:
                 raise ValidationError(
-                    _(
-                        "[wrong_uom] %(item)s: %(uom)s is not a unit of the category of %(product)s "
-                        "(%(category)s). Choose a unit such as %(product_uom)s.",
-                        item=item._item_label(),
-                        uom=item.uom_id.name,
-                        product=item.product_id.display_name,
-                        category=item.product_id.uom_id.category_id.name,
-                        product_uom=item.product_id.uom_id.name,
+                    coded(
+                        "wrong_uom",
+                        _(
+                            "%(item)s: %(uom)s is not a unit of the category of %(product)s "
+                            "(%(category)s). Choose a unit such as %(product_uom)s.",
+                            item=item._item_label(),
+                            uom=item.uom_id.name,
+                            product=item.product_id.display_name,
+                            category=item.product_id.uom_id.category_id.name,
+                            product_uom=item.product_id.uom_id.name,
+                        ),
                     )
                 )
 
@@ -213,10 +219,13 @@ class G2PEntitlementManagerInkindItem(models.Model):
         for item in self:
             if item.quantity <= 0:
                 raise ValidationError(
-                    _(
-                        "[bad_quantity] %(item)s: the quantity must be positive (%(qty)s given).",
-                        item=item._item_label(),
-                        qty=item.quantity,
+                    coded(
+                        "bad_quantity",
+                        _(
+                            "%(item)s: the quantity must be positive (%(qty)s given).",
+                            item=item._item_label(),
+                            qty=item.quantity,
+                        ),
                     )
                 )
 

@@ -4,6 +4,7 @@ from collections import defaultdict
 
 from odoo import _, api, models
 from odoo.addons.g2p_programs_ext import ern
+from odoo.addons.g2p_programs_ext.refusal import coded
 from odoo.exceptions import UserError
 from odoo.tools.misc import formatLang
 
@@ -34,10 +35,13 @@ class G2PVoucherReportMixin(models.AbstractModel):
         pages = self._voucher_pages(selected)
         if not pages:
             raise UserError(
-                _(
-                    "[nothing_to_print] None of the %s selected entitlement(s) can be redeemed "
-                    "(approved or transferred, with an ERN): nothing to print.",
-                    len(selected),
+                coded(
+                    "nothing_to_print",
+                    _(
+                        "None of the %s selected entitlement(s) can be redeemed "
+                        "(approved or transferred, with an ERN): nothing to print.",
+                        len(selected),
+                    ),
                 )
             )
         return {"doc_ids": docids, "doc_model": report.model, "docs": selected, "pages": pages}

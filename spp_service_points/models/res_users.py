@@ -1,6 +1,7 @@
 import logging
 
 from odoo import _, fields, models
+from odoo.addons.g2p_programs_ext.refusal import coded
 from odoo.exceptions import AccessError, UserError
 
 _logger = logging.getLogger(__name__)
@@ -35,9 +36,11 @@ class ResUsers(models.Model):
             ``name`` is empty.
         """
         if not self.env.user._is_system():
-            raise AccessError(_("[not_system] Only Settings administrators may create API keys for agents."))
+            raise AccessError(
+                coded("not_system", _("Only Settings administrators may create API keys for agents."))
+            )
         if len(self) != 1:
-            raise UserError(_("[not_an_agent] Create device keys for one agent at a time."))
+            raise UserError(coded("not_an_agent", _("Create device keys for one agent at a time.")))
         user = self.sudo()
         if (
             not user.active
@@ -46,15 +49,18 @@ class ResUsers(models.Model):
             or user._is_admin()
         ):
             raise UserError(
-                _(
-                    "[not_an_agent] %s is not an active service point agent: device keys are only "
-                    "made for users with the Service Point Agent role (and no administration role).",
-                    user.display_name,
+                coded(
+                    "not_an_agent",
+                    _(
+                        "%s is not an active service point agent: device keys are only "
+                        "made for users with the Service Point Agent role (and no administration role).",
+                        user.display_name,
+                    ),
                 )
             )
         name = (name or "").strip() if isinstance(name, str) else ""
         if not name:
-            raise UserError(_("[key_name] Name the device the key is for (e.g. 'Tablet 3, Kibera')."))
+            raise UserError(coded("key_name", _("Name the device the key is for (e.g. 'Tablet 3, Kibera').")))
         # _generate() files the key under env.user: run it as the agent.
         key = self.env["res.users.apikeys"].with_user(user.id)._generate(None, name)
         _logger.info(

@@ -1,4 +1,5 @@
 from odoo import _, api, fields, models
+from odoo.addons.g2p_programs_ext.refusal import coded
 from odoo.exceptions import ValidationError
 
 
@@ -65,11 +66,14 @@ class SppArea(models.Model):
                 [("id", "=", parent.id), ("id", "child_of", self.ids)], limit=1
             ):
                 raise ValidationError(
-                    _(
-                        "[recursive_area] %(parent)s is inside %(areas)s: an area cannot be inside "
-                        "itself. Choose another parent area.",
-                        parent=parent.display_name,
-                        areas=", ".join(self.mapped("display_name")),
+                    coded(
+                        "recursive_area",
+                        _(
+                            "%(parent)s is inside %(areas)s: an area cannot be inside "
+                            "itself. Choose another parent area.",
+                            parent=parent.display_name,
+                            areas=", ".join(self.mapped("display_name")),
+                        ),
                     )
                 )
         return super().write(vals)

@@ -1,4 +1,5 @@
 from odoo import _, api, fields, models
+from odoo.addons.g2p_programs_ext.refusal import coded
 from odoo.exceptions import UserError, ValidationError
 
 
@@ -109,9 +110,12 @@ class SppServicePoint(models.Model):
             vals["code"] = vals["code"].strip()
             if len(self) > 1:
                 raise ValidationError(
-                    _(
-                        "[duplicate_code] Code %s cannot be given to several service points at once.",
-                        vals["code"],
+                    coded(
+                        "duplicate_code",
+                        _(
+                            "Code %s cannot be given to several service points at once.",
+                            vals["code"],
+                        ),
                     )
                 )
             self._check_codes_free([vals["code"]], exclude_ids=self.ids)
@@ -176,12 +180,15 @@ class SppServicePoint(models.Model):
         for point in self:
             if counts.get(point.id):
                 raise UserError(
-                    _(
-                        "[open_entitlements] Service point %(point)s still has %(count)s approved "
-                        "entitlement(s) that are not redeemed: wait until they are redeemed or expire, "
-                        "or move them to another service point, then archive it.",
-                        point=point.display_name,
-                        count=counts[point.id],
+                    coded(
+                        "open_entitlements",
+                        _(
+                            "Service point %(point)s still has %(count)s approved "
+                            "entitlement(s) that are not redeemed: wait until they are redeemed or expire, "
+                            "or move them to another service point, then archive it.",
+                            point=point.display_name,
+                            count=counts[point.id],
+                        ),
                     )
                 )
 
@@ -193,7 +200,7 @@ class SppServicePoint(models.Model):
         repeated = {code for code in codes if codes.count(code) > 1}
         if repeated:
             raise ValidationError(
-                _("[duplicate_code] Code(s) %s appear more than once.", ", ".join(sorted(repeated)))
+                coded("duplicate_code", _("Code(s) %s appear more than once.", ", ".join(sorted(repeated))))
             )
         # sudo: the other point may be archived or in another company; its name is
         # what the user needs to sort the clash out.
@@ -204,12 +211,15 @@ class SppServicePoint(models.Model):
         )
         if other:
             raise ValidationError(
-                _(
-                    "[duplicate_code] Code %(code)s is already used by service point %(point)s "
-                    "(%(company)s%(archived)s): choose another code.",
-                    code=other.code,
-                    point=other.name,
-                    company=other.company_id.name,
-                    archived="" if other.active else _(", archived"),
+                coded(
+                    "duplicate_code",
+                    _(
+                        "Code %(code)s is already used by service point %(point)s "
+                        "(%(company)s%(archived)s): choose another code.",
+                        code=other.code,
+                        point=other.name,
+                        company=other.company_id.name,
+                        archived="" if other.active else _(", archived"),
+                    ),
                 )
             )

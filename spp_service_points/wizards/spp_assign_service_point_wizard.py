@@ -1,4 +1,5 @@
 from odoo import _, api, fields, models
+from odoo.addons.g2p_programs_ext.refusal import coded
 from odoo.exceptions import AccessError, UserError
 
 # Entitlements whose service point may still change: no code handed out, no stock reserved.
@@ -105,10 +106,12 @@ class SppAssignServicePointWizard(models.TransientModel):
         registrants = self._get_registrants()
         if not registrants:
             raise UserError(
-                _(
-                    "[nothing_to_assign] No registrant to assign to %s: select registrants or an "
-                    "area that has some.",
-                    self.service_point_id.display_name,
+                coded(
+                    "nothing_to_assign",
+                    _(
+                        "No registrant to assign to %s: select registrants or an area that has some.",
+                        self.service_point_id.display_name,
+                    ),
                 )
             )
         registrants.with_context(tracking_disable=True).write({"service_point_id": self.service_point_id.id})
@@ -158,7 +161,9 @@ class SppAssignServicePointWizard(models.TransientModel):
         if not entitlements:
             return 0
         if not self.env.su and not self.env.user.has_group("g2p_programs_ext.group_program_officer"):
-            raise AccessError(_("[not_allowed] Only program officers move entitlements to a service point."))
+            raise AccessError(
+                coded("not_allowed", _("Only program officers move entitlements to a service point."))
+            )
         entitlements.check_access_rule("read")
         entitlements.sudo().with_context(tracking_disable=True).write(
             {"service_point_id": self.service_point_id.id}
@@ -185,7 +190,7 @@ class SppAssignServicePointWizard(models.TransientModel):
         if self.assign_by == "area":
             if not self.area_id:
                 if check:
-                    raise UserError(_("[no_area] Choose the area whose registrants to assign."))
+                    raise UserError(coded("no_area", _("Choose the area whose registrants to assign.")))
                 return Partner
             registrants = Partner.search(
                 [("is_registrant", "=", True), ("area_id", "child_of", self.area_id.id)]
@@ -195,10 +200,13 @@ class SppAssignServicePointWizard(models.TransientModel):
             others = self.partner_ids - registrants
             if others and check:
                 raise UserError(
-                    _(
-                        "[not_registrant] %s are contacts, not registrants: only registrants get a "
-                        "service point. Remove them from the selection.",
-                        ", ".join(others[:5].mapped("display_name")) + ("…" if len(others) > 5 else ""),
+                    coded(
+                        "not_registrant",
+                        _(
+                            "%s are contacts, not registrants: only registrants get a "
+                            "service point. Remove them from the selection.",
+                            ", ".join(others[:5].mapped("display_name")) + ("…" if len(others) > 5 else ""),
+                        ),
                     )
                 )
         households = registrants.filtered("is_group")

@@ -1,4 +1,5 @@
 from odoo import _, fields, models
+from odoo.addons.g2p_programs_ext.refusal import coded
 from odoo.exceptions import AccessError, UserError
 
 
@@ -28,15 +29,20 @@ class SppServicePointAgentWizard(models.TransientModel):
         Users = self.env["res.users"]
         if not Users.check_access_rights("create", raise_exception=False):
             raise AccessError(
-                _(
-                    "[no_user_rights] Creating users needs the Administration / Access Rights role: "
-                    "ask an administrator to create the agent for %s.",
-                    self.service_point_id.display_name,
+                coded(
+                    "no_user_rights",
+                    _(
+                        "Creating users needs the Administration / Access Rights role: "
+                        "ask an administrator to create the agent for %s.",
+                        self.service_point_id.display_name,
+                    ),
                 )
             )
         login = self.login.strip()
         if Users.sudo().with_context(active_test=False).search_count([("login", "=", login)], limit=1):
-            raise UserError(_("[duplicate_login] Login %s is already taken: choose another one.", login))
+            raise UserError(
+                coded("duplicate_login", _("Login %s is already taken: choose another one.", login))
+            )
         company = self.service_point_id.company_id
         user = Users.with_context(no_reset_password=True).create(
             {

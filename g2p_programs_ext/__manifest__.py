@@ -18,12 +18,16 @@
         "data/ir_cron_data.xml",
         "wizards/g2p_entitlement_reject_wizard_views.xml",
         "wizards/g2p_program_create_wizard_views.xml",
+        "wizards/g2p_registry_import_wizard_views.xml",
         "views/res_partner_views.xml",
         "views/g2p_program_views.xml",
         "views/g2p_cycle_views.xml",
         "views/g2p_entitlement_views.xml",
         "views/g2p_programs_ext_menus.xml",
     ],
+    "assets": {
+        "web.assets_backend": ["g2p_programs_ext/static/src/js/registry_import_progress.js"],
+    },
     "development_status": "Alpha",
     "installable": True,
 }

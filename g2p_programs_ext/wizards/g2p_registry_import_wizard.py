@@ -221,9 +221,10 @@ class RegistryImportRun:
     def _value(self, file, line, column, field, value):
         """The column value of ``field`` for the cell ``value`` (None for NULL), or raises
         nothing and reports the line."""
-        if value == "":
-            return None
         kind = field.type
+        if value == "":
+            # as load(): an empty cell is False, which is NULL but for booleans
+            return False if kind == "boolean" else None
         if kind == "boolean":
             return self._bool(file, line, column, value)
         if kind == "date":
@@ -299,9 +300,9 @@ class RegistryImportRun:
                 self.error(file, line, "bad_xmlid", _("External id %s: the file's own ids take no module prefix.", xmlid))
             if not row.get("name", "").strip():
                 self.error(file, line, "missing_value", _("The name is required."))
-            if "is_registrant" in row and self._bool(file, line, "is_registrant", row["is_registrant"]) is False:
+            if row.get("is_registrant", "").strip() and self._bool(file, line, "is_registrant", row["is_registrant"]) is False:
                 self.error(file, line, "wrong_kind", _("A line of this file must be a registrant (is_registrant True)."))
-            if "is_group" in row:
+            if row.get("is_group", "").strip():
                 group = self._bool(file, line, "is_group", row["is_group"])
                 if group is not None and group != is_group:
                     self.error(
@@ -449,8 +450,8 @@ class RegistryImportRun:
             INDIVIDUALS: individuals_staging.count,
             MEMBERSHIPS: memberships_staging.count,
         }
-        if not self.error_count:
-            self._check_in_sql(area_columns)
+        # Run even after bad lines were found, so that every bad line is reported at once.
+        self._check_in_sql(area_columns)
         if not self.error_count:
             self._write(partner_columns, area_columns)
         cr.execute("SET LOCAL jit TO DEFAULT")
@@ -529,7 +530,7 @@ class RegistryImportRun:
             self._report(
                 SQL(
                     """SELECT line, xmlid, first FROM (
-                         SELECT line, xmlid, min(line) OVER (PARTITION BY xmlid) AS first FROM %s) t
+                         SELECT line, xmlid, min(line) OVER (PARTITION BY xmlid) AS first FROM %s WHERE xmlid <> '') t
                        WHERE line > first ORDER BY line""",
                     SQL.identifier(table),
                 ),
@@ -629,7 +630,7 @@ class RegistryImportRun:
                    UPDATE g2p_import_membership m SET individual_id = -i.line FROM g2p_import_individual i
                    WHERE i.xmlid = m.individual_xmlid;
                    UPDATE g2p_import_membership m SET individual_id = p.id
-                   FROM ir_model_data d JOIN res_partner p ON p.id = d.res_id AND NOT p.is_group AND p.is_registrant
+                   FROM ir_model_data d JOIN res_partner p ON p.id = d.res_id AND p.is_group IS NOT TRUE AND p.is_registrant
                    WHERE m.individual_id IS NULL AND d.model = 'res.partner'
                      AND d.module = CASE WHEN position('.' in m.individual_xmlid) > 0
                          THEN split_part(m.individual_xmlid, '.', 1) ELSE %(module)s END
@@ -882,8 +883,8 @@ class G2PRegistryImport(models.TransientModel):
         default="draft",
         required=True,
     )
-    progress = fields.Float(help="Percentage done, updated while the import runs.")
-    progress_message = fields.Char()
+    progress = fields.Float(compute="_compute_progress", help="Percentage done, updated while the import runs.")
+    progress_message = fields.Char(compute="_compute_progress")
     job_uuid = fields.Char(readonly=True)
     households_count = fields.Integer(string="Households", readonly=True)
     individuals_count = fields.Integer(string="Individuals", readonly=True)
@@ -891,6 +892,19 @@ class G2PRegistryImport(models.TransientModel):
     error_count = fields.Integer(string="Bad lines", readonly=True)
     result_text = fields.Text(string="Bad lines (file, line, reason)", readonly=True)
     seconds = fields.Float(readonly=True)
+
+    def _compute_progress(self):
+        # The running job tells its progress on rows of their own (see _job_import).
+        rows = self.env["g2p.registry.import.progress"].search([("import_id", "in", self.ids)])
+        by_import = {row.import_id.id: row for row in rows}
+        for wizard in self:
+            row = by_import.get(wizard.id)
+            if wizard.state in ("done", "failed"):
+                wizard.progress = 100.0
+                wizard.progress_message = _("Imported") if wizard.state == "done" else _("Refused: nothing imported")
+            else:
+                wizard.progress = row.progress if row else 0.0
+                wizard.progress_message = row.message if row else False
 
     # ------------------------------------------------------------------
     # Actions
@@ -912,7 +926,8 @@ class G2PRegistryImport(models.TransientModel):
         )
         threshold = int(self.env["ir.config_parameter"].sudo().get_param("g2p_programs_ext.async_threshold", 1000))
         if lines > threshold:
-            self.write({"state": "running", "progress": 0.0, "progress_message": _("Queued"), "result_text": False})
+            self.write({"state": "running", "result_text": False})
+            self.env["g2p.registry.import.progress"].create({"import_id": self.id, "message": _("Queued")})
             job = self.with_delay(description=_("Registry import (%s lines)", lines))._job_import()
             self.job_uuid = job.uuid
         else:
@@ -971,8 +986,9 @@ class G2PRegistryImport(models.TransientModel):
         last = [0.0]
 
         def progress(fraction, message):
-            # Progress is written on its own short transaction so the form sees it while
-            # this one runs; only this wizard row, never one the import writes.
+            # Raw SQL on its own short transaction, so that the form sees the progress while
+            # this one runs; on a progress row of its own, which this transaction never
+            # writes (two writers of one row would fail this one at commit).
             now = time.time()
             if now - last[0] < 1.0 and fraction < 1.0:
                 return
@@ -980,7 +996,7 @@ class G2PRegistryImport(models.TransientModel):
             with registry.cursor() as cr:
                 cr.execute(
                     SQL(
-                        "UPDATE g2p_registry_import SET progress = %s, progress_message = %s WHERE id = %s",
+                        "UPDATE g2p_registry_import_progress SET progress = %s, message = %s WHERE import_id = %s",
                         round(100.0 * fraction, 1),
                         message,
                         wizard_id,
@@ -1002,8 +1018,6 @@ class G2PRegistryImport(models.TransientModel):
         self.write(
             {
                 "state": "done" if result["ok"] else "failed",
-                "progress": 100.0,
-                "progress_message": _("Imported") if result["ok"] else _("Refused: nothing imported"),
                 "households_count": result["households"],
                 "individuals_count": result["individuals"],
                 "memberships_count": result["memberships"],
@@ -1032,3 +1046,12 @@ class G2PRegistryImport(models.TransientModel):
             HOUSEHOLDS: [n for n in common + ["id_number"] if n in Partner._fields],
             INDIVIDUALS: [n for n in individual if n in Partner._fields],
         }
+
+
+class G2PRegistryImportProgress(models.TransientModel):
+    _name = "g2p.registry.import.progress"
+    _description = "Progress of a registry import"
+
+    import_id = fields.Many2one("g2p.registry.import", required=True, ondelete="cascade", index=True)
+    progress = fields.Float(help="Percentage done.")
+    message = fields.Char()

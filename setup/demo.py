@@ -709,12 +709,19 @@ def main():
 
 def run_cycle(url, args, registry, paths, steps, today):
     admin = Client(url, args.db, "admin", "admin")
-    with steps("Import areas and registry (standard import)"):
+    fast = args.households > 10_000  # above 10,000 households: the fast registry import (a job)
+    with steps("Import areas and registry (%s)" % ("fast import" if fast else "standard import")):
         load_csv(admin, "spp.area", paths["areas"], label="areas")
-        load_csv(admin, "res.partner", paths["groups"], label="households")
-        load_csv(admin, "res.partner", paths["individuals"], label="individuals")
-        load_csv(admin, "g2p.group.membership", paths["memberships"], label="memberships")
-        load_csv(admin, "res.partner", paths["household_areas"], label="household areas")
+        if fast:
+            from fast_import import fast_import
+
+            t0 = time.time()
+            fast_import(admin, paths, progress=lambda pct, msg: progress("registry import", int(pct), 100, t0))
+        else:
+            load_csv(admin, "res.partner", paths["groups"], label="households")
+            load_csv(admin, "res.partner", paths["individuals"], label="individuals")
+            load_csv(admin, "g2p.group.membership", paths["memberships"], label="memberships")
+            load_csv(admin, "res.partner", paths["household_areas"], label="household areas")
         rows = admin.call(
             "ir.model.data",
             "search_read",

@@ -397,6 +397,8 @@ class RegistryImportRun:
             self.error(file, 1, "missing_column", _("Column %s is required.", "id"))
             return []
         names = list(columns.values())
+        if not names:
+            return []
         self._create_areas_staging(names)
         staging = _Staging(self.cr, "g2p_import_household_extra", ["line", "xmlid", *names])
         fields_ = self.Partner._fields

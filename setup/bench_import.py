@@ -25,6 +25,9 @@ sys.path.insert(0, str(REPO / "setup"))
 
 from demo_data import generate, write_csv  # noqa: E402
 
+import odoo  # noqa: E402
+from odoo import api  # noqa: E402
+
 LOAD_BATCH = 2000
 
 
@@ -64,9 +67,6 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args()
     load_households = args.households if args.load_households is None else args.load_households
-
-    import odoo
-    from odoo import api
 
     odoo.tools.config.parse_config(["-c", str(REPO / "odoo.conf"), "--log-level=warn"])
     t0 = time.time()
@@ -114,8 +114,10 @@ def main():
             flush=True,
         )
         if load_households:
-            subset = paths if load_households == args.households else first_households(
-                paths, load_households, out / f"first-{load_households}"
+            subset = (
+                paths
+                if load_households == args.households
+                else first_households(paths, load_households, out / f"first-{load_households}")
             )
             load_counts = count_rows(subset)
             load_rows = sum(load_counts.values())

@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO / "setup"))
 
 from demo_data import RATION, generate, quantity_per_person, write_csv  # noqa: E402
 from demo_data.goods import HOUSEHOLD_SIZE_CAP  # noqa: E402
+from fast_import import fast_import  # noqa: E402
 from odoo_server import ADDONS, OdooServer, odoo_bin  # noqa: E402
 
 PASSWORD = "demo"  # the demo users' password (printed at the end)
@@ -713,10 +714,10 @@ def run_cycle(url, args, registry, paths, steps, today):
     with steps("Import areas and registry (%s)" % ("fast import" if fast else "standard import")):
         load_csv(admin, "spp.area", paths["areas"], label="areas")
         if fast:
-            from fast_import import fast_import
-
             t0 = time.time()
-            fast_import(admin, paths, progress=lambda pct, msg: progress("registry import", int(pct), 100, t0))
+            fast_import(
+                admin, paths, progress=lambda pct, msg: progress("registry import", int(pct), 100, t0)
+            )
         else:
             load_csv(admin, "res.partner", paths["groups"], label="households")
             load_csv(admin, "res.partner", paths["individuals"], label="individuals")

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "setup"))
 
-from fast_import import fast_import  # noqa: E402
+from fast_import import fast_import
 
 ADMIN = ("admin", "admin")
 
@@ -40,7 +40,12 @@ def clients(odoo_server, test_db):
     admin.call(
         "res.users",
         "create",
-        {"name": f"Import officer {tag}", "login": f"import_{tag}", "password": f"pw-{tag}", "groups_id": [(6, 0, [group])]},
+        {
+            "name": f"Import officer {tag}",
+            "login": f"import_{tag}",
+            "password": f"pw-{tag}",
+            "groups_id": [(6, 0, [group])],
+        },
     )
     return admin, Client(odoo_server, test_db, f"import_{tag}", f"pw-{tag}"), tag
 
@@ -65,7 +70,9 @@ def test_import_registry_over_xmlrpc(clients):
     result = officer.call("g2p.registry.import", "import_registry", *files(tag))
     assert result["ok"] and result["error_count"] == 0, result
     assert (result["households"], result["individuals"], result["memberships"]) == (1, 2, 2)
-    household = officer.call("res.partner", "search_read", [("name", "=", f"Household {tag}")], fields=["household_size"])
+    household = officer.call(
+        "res.partner", "search_read", [("name", "=", f"Household {tag}")], fields=["household_size"]
+    )
     assert [h["household_size"] for h in household] == [2]
 
     bad_tag = tag + "b"
@@ -81,7 +88,12 @@ def test_import_registry_over_xmlrpc(clients):
 
 def test_demo_client_runs_the_wizard_as_a_job(clients, tmp_path):
     admin, officer, tag = clients
-    params = admin.call("ir.config_parameter", "search_read", [("key", "=", "g2p_programs_ext.async_threshold")], fields=["value"])
+    params = admin.call(
+        "ir.config_parameter",
+        "search_read",
+        [("key", "=", "g2p_programs_ext.async_threshold")],
+        fields=["value"],
+    )
     admin.call("ir.config_parameter", "set_param", "g2p_programs_ext.async_threshold", "1")
     try:
         paths = {}
@@ -93,8 +105,18 @@ def test_demo_client_runs_the_wizard_as_a_job(clients, tmp_path):
         seen = []
         row = fast_import(officer, paths, progress=lambda pct, msg: seen.append(pct), poll=0.5, timeout=300)
     finally:
-        admin.call("ir.config_parameter", "set_param", "g2p_programs_ext.async_threshold", params[0]["value"] if params else "1000")
+        admin.call(
+            "ir.config_parameter",
+            "set_param",
+            "g2p_programs_ext.async_threshold",
+            params[0]["value"] if params else "1000",
+        )
     assert row["state"] == "done" and (row["households_count"], row["individuals_count"]) == (1, 2)
     assert seen[-1] == 100.0
-    jobs = admin.call("queue.job", "search_read", [("method_name", "=", "_job_import"), ("state", "=", "done")], fields=["uuid"])
+    jobs = admin.call(
+        "queue.job",
+        "search_read",
+        [("method_name", "=", "_job_import"), ("state", "=", "done")],
+        fields=["uuid"],
+    )
     assert jobs, "the import ran as a queue_job job"

@@ -1,9 +1,8 @@
 import base64
 
+from odoo.addons.queue_job.tests.common import trap_jobs
 from odoo.exceptions import AccessError
 from odoo.tests import tagged
-
-from odoo.addons.queue_job.tests.common import trap_jobs
 
 from .common import G2PCommon
 
@@ -63,9 +62,10 @@ class TestRegistryImport(G2PCommon):
         ana, ben, jose = (self.env.ref("__import__.t_ind_%s" % i) for i in (1, 2, 3))
         self.assertEqual(hh1.household_size, 2)
         self.assertEqual(hh1.group_membership_ids.individual_id, ana | ben)
-        self.assertEqual(ana.individual_membership_ids.kind_ids, self.head_kind | self.env.ref(
-            "g2p_programs_ext.membership_kind_principal_recipient"
-        ))
+        self.assertEqual(
+            ana.individual_membership_ids.kind_ids,
+            self.head_kind | self.env.ref("g2p_programs_ext.membership_kind_principal_recipient"),
+        )
         self.assertEqual(str(ben.birthdate), "2021-11-30")
         self.assertEqual(jose.individual_membership_ids.group_id.household_size, 1)
 
@@ -123,7 +123,9 @@ class TestRegistryImport(G2PCommon):
         mine = self._rows("g2p_group_membership", (ana | ben | jose).individual_membership_ids.ids)
         theirs = self._rows("g2p_group_membership", orm_mem.ids)
         for a, b in zip(mine, theirs, strict=True):
-            self.assertEqual({k: v for k, v in a.items() if k not in own}, {k: v for k, v in b.items() if k not in own})
+            self.assertEqual(
+                {k: v for k, v in a.items() if k not in own}, {k: v for k, v in b.items() if k not in own}
+            )
         self.assertEqual(
             [m.kind_ids for m in (ana | ben | jose).individual_membership_ids], [m.kind_ids for m in orm_mem]
         )
@@ -140,7 +142,9 @@ class TestRegistryImport(G2PCommon):
     # ------------------------------------------------------------------
     def test_each_kind_of_bad_line_reported_and_nothing_imported(self):
         before = self._count()
-        households = HOUSEHOLDS + "t_hh_3,,True,True,,,base.ph\nt_hh_4,Household X,True,maybe,,,base.nowhere\n"
+        households = (
+            HOUSEHOLDS + "t_hh_3,,True,True,,,base.ph\nt_hh_4,Household X,True,maybe,,,base.nowhere\n"
+        )
         individuals = INDIVIDUALS + (
             "t_ind_4,Dan,True,False,IMP-4,1990-02-30,female,False,False,,\n"
             "t_ind_5,Eve,True,False,IMP-5,1990-01-01,woman,False,False,,\n"
@@ -181,7 +185,9 @@ class TestRegistryImport(G2PCommon):
 
     def test_references_checked_in_sql_reported_and_nothing_imported(self):
         before = self._count()
-        memberships = MEMBERSHIPS + "t_mem_4,t_hh_9,t_ind_2,,2024-01-01\nt_mem_5,t_hh_2,t_ind_99,,2024-01-01\n"
+        memberships = (
+            MEMBERSHIPS + "t_mem_4,t_hh_9,t_ind_2,,2024-01-01\nt_mem_5,t_hh_2,t_ind_99,,2024-01-01\n"
+        )
         result = self.Import.import_registry(HOUSEHOLDS, INDIVIDUALS, memberships)
         self.assertEqual(
             self._codes(result),
@@ -196,10 +202,16 @@ class TestRegistryImport(G2PCommon):
         self.assertEqual(self._count(), before)
 
     def test_unknown_and_missing_columns(self):
-        result = self.Import.import_registry(HOUSEHOLDS.replace("street,", "strete,"), INDIVIDUALS.replace("name,", "nom,"))
+        result = self.Import.import_registry(
+            HOUSEHOLDS.replace("street,", "strete,"), INDIVIDUALS.replace("name,", "nom,")
+        )
         self.assertEqual(
             self._codes(result),
-            [("households", 1, "unknown_column"), ("individuals", 1, "unknown_column"), ("individuals", 1, "missing_column")],
+            [
+                ("households", 1, "unknown_column"),
+                ("individuals", 1, "unknown_column"),
+                ("individuals", 1, "missing_column"),
+            ],
         )
 
     # ------------------------------------------------------------------
@@ -223,7 +235,11 @@ class TestRegistryImport(G2PCommon):
         result = self.Import.import_registry(HOUSEHOLDS.replace("t_hh_2", "t_hh_1"))
         self.assertEqual(
             self._codes(result),
-            [("households", 2, "xmlid_exists"), ("households", 3, "duplicate_xmlid"), ("households", 3, "xmlid_exists")],
+            [
+                ("households", 2, "xmlid_exists"),
+                ("households", 3, "duplicate_xmlid"),
+                ("households", 3, "xmlid_exists"),
+            ],
         )
 
     def test_individual_in_two_active_households_refused(self):
@@ -234,7 +250,9 @@ class TestRegistryImport(G2PCommon):
         self.assertEqual(self._count(), before)
         # Against the registry: a member of an existing household joins one of the file.
         group, (person,) = self.make_household("Existing", [{"id_number": "EX-1"}])
-        self.env["ir.model.data"].create({"module": "__import__", "name": "t_existing", "model": "res.partner", "res_id": person.id})
+        self.env["ir.model.data"].create(
+            {"module": "__import__", "name": "t_existing", "model": "res.partner", "res_id": person.id}
+        )
         before = self._count()
         result = self.Import.import_registry(
             HOUSEHOLDS, INDIVIDUALS, MEMBERSHIPS + "t_mem_4,t_hh_2,t_existing,,2024-03-01\n"
@@ -244,13 +262,17 @@ class TestRegistryImport(G2PCommon):
         self.assertEqual(self._count(), before)
 
     def test_unique_role_once_per_household(self):
-        memberships = MEMBERSHIPS.replace("t_mem_2,t_hh_1,t_ind_2,,", "t_mem_2,t_hh_1,t_ind_2,g2p_programs_ext.membership_kind_head,")
+        memberships = MEMBERSHIPS.replace(
+            "t_mem_2,t_hh_1,t_ind_2,,", "t_mem_2,t_hh_1,t_ind_2,g2p_programs_ext.membership_kind_head,"
+        )
         result = self.Import.import_registry(HOUSEHOLDS, INDIVIDUALS, memberships)
         self.assertEqual(self._codes(result), [("memberships", 3, "unique_role")])
 
     def test_memberships_into_registry_households(self):
         group, _members = self.make_household("Existing", [{"id_number": "EX-1"}])
-        self.env["ir.model.data"].create({"module": "__import__", "name": "t_existing_hh", "model": "res.partner", "res_id": group.id})
+        self.env["ir.model.data"].create(
+            {"module": "__import__", "name": "t_existing_hh", "model": "res.partner", "res_id": group.id}
+        )
         result = self.Import.import_registry(
             "", INDIVIDUALS, "id,group_id/id,individual_id/id\nt_mem_9,t_existing_hh,t_ind_1\n"
         )
@@ -279,7 +301,9 @@ class TestRegistryImport(G2PCommon):
         )
         wizard.action_import()
         self.assertEqual(wizard.state, "done")
-        self.assertEqual((wizard.households_count, wizard.individuals_count, wizard.memberships_count), (2, 3, 3))
+        self.assertEqual(
+            (wizard.households_count, wizard.individuals_count, wizard.memberships_count), (2, 3, 3)
+        )
         self.assertEqual(self.env.ref("__import__.t_hh_1").household_size, 2)
 
     def test_wizard_above_threshold_runs_as_job_and_reports_bad_lines(self):

@@ -53,7 +53,12 @@ IMPORT_MODULE = "__import__"
 TRUE_WORDS = {"true", "1", "yes", "t", "y"}
 FALSE_WORDS = {"false", "0", "no", "f", "n"}
 
-HOUSEHOLDS, INDIVIDUALS, MEMBERSHIPS, HOUSEHOLD_AREAS = "households", "individuals", "memberships", "household_areas"
+HOUSEHOLDS, INDIVIDUALS, MEMBERSHIPS, HOUSEHOLD_AREAS = (
+    "households",
+    "individuals",
+    "memberships",
+    "household_areas",
+)
 
 #: Stored computed fields of res.partner whose value the import computes itself (in SQL
 #: or Python, as the ORM's compute would for a registrant without parent or company).
@@ -152,7 +157,9 @@ class RegistryImportRun:
     def error(self, file, line, code, message):
         self.error_count += 1
         if len(self.errors) < MAX_REPORTED_ERRORS:
-            self.errors.append({"file": file, "line": line, "code": code, "message": "[%s] %s" % (code, message)})
+            self.errors.append(
+                {"file": file, "line": line, "code": code, "message": "[%s] %s" % (code, message)}
+            )
 
     # ------------------------------------------------------------------
     # Columns
@@ -184,7 +191,12 @@ class RegistryImportRun:
             return True
         if word in FALSE_WORDS or not word:
             return False
-        self.error(file, line, "bad_boolean", _("%(column)s: %(value)r is not True or False.", column=column, value=value))
+        self.error(
+            file,
+            line,
+            "bad_boolean",
+            _("%(column)s: %(value)r is not True or False.", column=column, value=value),
+        )
         return None
 
     def _date(self, file, line, column, value):
@@ -194,7 +206,10 @@ class RegistryImportRun:
             return date.fromisoformat(value.strip()).isoformat()
         except ValueError:
             self.error(
-                file, line, "bad_date", _("%(column)s: %(value)r is not a date (YYYY-MM-DD).", column=column, value=value)
+                file,
+                line,
+                "bad_date",
+                _("%(column)s: %(value)r is not a date (YYYY-MM-DD).", column=column, value=value),
             )
             return None
 
@@ -214,7 +229,12 @@ class RegistryImportRun:
                 file,
                 line,
                 "unknown_reference",
-                _("%(column)s: no %(model)s has the external id %(xmlid)s.", column=column, model=model, xmlid=xmlid),
+                _(
+                    "%(column)s: no %(model)s has the external id %(xmlid)s.",
+                    column=column,
+                    model=model,
+                    xmlid=xmlid,
+                ),
             )
         return res_id
 
@@ -231,14 +251,21 @@ class RegistryImportRun:
             return self._date(file, line, column, value)
         if kind == "selection":
             if field.name not in self._selection_keys:
-                self._selection_keys[field.name] = [key for key, _label in field._description_selection(self.env)]
+                self._selection_keys[field.name] = [
+                    key for key, _label in field._description_selection(self.env)
+                ]
             keys = self._selection_keys[field.name]
             if value not in keys:
                 self.error(
                     file,
                     line,
                     "bad_selection",
-                    _("%(column)s: %(value)r is not one of %(keys)s.", column=column, value=value, keys=", ".join(keys)),
+                    _(
+                        "%(column)s: %(value)r is not one of %(keys)s.",
+                        column=column,
+                        value=value,
+                        keys=", ".join(keys),
+                    ),
                 )
             return value
         if kind == "many2one":
@@ -247,7 +274,12 @@ class RegistryImportRun:
             try:
                 return int(value) if kind == "integer" else float(value)
             except ValueError:
-                self.error(file, line, "bad_number", _("%(column)s: %(value)r is not a number.", column=column, value=value))
+                self.error(
+                    file,
+                    line,
+                    "bad_number",
+                    _("%(column)s: %(value)r is not a number.", column=column, value=value),
+                )
                 return None
         return value
 
@@ -274,12 +306,19 @@ class RegistryImportRun:
                         file,
                         number,
                         "bad_line",
-                        _("%(found)s cells where the header has %(expected)s.", found=len(row), expected=len(header)),
+                        _(
+                            "%(found)s cells where the header has %(expected)s.",
+                            found=len(row),
+                            expected=len(header),
+                        ),
                     )
                     continue
                 if number % 20000 == 0:
-                    self.progress(start + share * done / size, _("Reading %(file)s: line %(line)s", file=file, line=number))
-                yield number, dict(zip(header, row))
+                    self.progress(
+                        start + share * done / size,
+                        _("Reading %(file)s: line %(line)s", file=file, line=number),
+                    )
+                yield number, dict(zip(header, row, strict=True))
 
         return header, rows()
 
@@ -297,11 +336,24 @@ class RegistryImportRun:
             if not xmlid:
                 self.error(file, line, "missing_value", _("The external id (column id) is required."))
             elif "." in xmlid:
-                self.error(file, line, "bad_xmlid", _("External id %s: the file's own ids take no module prefix.", xmlid))
+                self.error(
+                    file,
+                    line,
+                    "bad_xmlid",
+                    _("External id %s: the file's own ids take no module prefix.", xmlid),
+                )
             if not row.get("name", "").strip():
                 self.error(file, line, "missing_value", _("The name is required."))
-            if row.get("is_registrant", "").strip() and self._bool(file, line, "is_registrant", row["is_registrant"]) is False:
-                self.error(file, line, "wrong_kind", _("A line of this file must be a registrant (is_registrant True)."))
+            if (
+                row.get("is_registrant", "").strip()
+                and self._bool(file, line, "is_registrant", row["is_registrant"]) is False
+            ):
+                self.error(
+                    file,
+                    line,
+                    "wrong_kind",
+                    _("A line of this file must be a registrant (is_registrant True)."),
+                )
             if row.get("is_group", "").strip():
                 group = self._bool(file, line, "is_group", row["is_group"])
                 if group is not None and group != is_group:
@@ -309,12 +361,16 @@ class RegistryImportRun:
                         file,
                         line,
                         "wrong_kind",
-                        _("This file holds households only.") if is_group else _("This file holds individuals only."),
+                        _("This file holds households only.")
+                        if is_group
+                        else _("This file holds individuals only."),
                     )
             values = {}
             for name in names:
                 column = name + "/id" if fields_[name].type == "many2one" else name
-                values[name] = self._value(file, line, column, fields_[name], row[column]) if column in row else None
+                values[name] = (
+                    self._value(file, line, column, fields_[name], row[column]) if column in row else None
+                )
             staging.add([line, xmlid, *values.values(), *self._derived_values(values)])
 
     def _derived_values(self, values):
@@ -331,9 +387,13 @@ class RegistryImportRun:
                     country_id = values.get("country_id")
                     if country_id not in self.countries:
                         self.countries[country_id] = (
-                            self.env["res.country"].browse(country_id) if country_id else self.env.company.country_id
+                            self.env["res.country"].browse(country_id)
+                            if country_id
+                            else self.env.company.country_id
                         )
-                    sanitized = self.Partner._phone_format(number=values[fname], country=self.countries[country_id])
+                    sanitized = self.Partner._phone_format(
+                        number=values[fname], country=self.countries[country_id]
+                    )
                     if sanitized:
                         break
             result.append(sanitized or None)
@@ -371,11 +431,34 @@ class RegistryImportRun:
                     kind_id = self._ref(file, line, "kind_ids/id", kind.strip(), kind_model)
                     if kind_id:
                         kinds.append(kind_id)
-            start_date = self._date(file, line, "start_date", row.get("start_date", "")) if row.get("start_date") else today
+            start_date = (
+                self._date(file, line, "start_date", row.get("start_date", ""))
+                if row.get("start_date")
+                else today
+            )
             end_date = self._date(file, line, "end_date", row.get("end_date", ""))
             if start_date and end_date and end_date < start_date:
-                self.error(file, line, "dates_ordered", _("The membership ends (%(end)s) before it starts (%(start)s).", end=end_date, start=start_date))
-            staging.add([line, xmlid, group, individual, "{%s}" % ",".join(map(str, sorted(set(kinds)))), start_date, end_date])
+                self.error(
+                    file,
+                    line,
+                    "dates_ordered",
+                    _(
+                        "The membership ends (%(end)s) before it starts (%(start)s).",
+                        end=end_date,
+                        start=start_date,
+                    ),
+                )
+            staging.add(
+                [
+                    line,
+                    xmlid,
+                    group,
+                    individual,
+                    "{%s}" % ",".join(map(str, sorted(set(kinds)))),
+                    start_date,
+                    end_date,
+                ]
+            )
 
     def _read_household_areas(self, text, share, start):
         """The demo's ``res.partner.areas.csv``: ``id`` (a household of the households file)
@@ -389,7 +472,13 @@ class RegistryImportRun:
             if column == "id":
                 continue
             name = column[:-3] if column.endswith("/id") else column
-            if name not in self.partner_fields[HOUSEHOLDS] or name in ("name", "country_id", "phone", "mobile", "email"):
+            if name not in self.partner_fields[HOUSEHOLDS] or name in (
+                "name",
+                "country_id",
+                "phone",
+                "mobile",
+                "email",
+            ):
                 self.error(file, 1, "unknown_column", _("Column %s is not one the import knows.", column))
                 return []
             columns[column] = name
@@ -403,7 +492,10 @@ class RegistryImportRun:
         staging = _Staging(self.cr, "g2p_import_household_extra", ["line", "xmlid", *names])
         fields_ = self.Partner._fields
         for line, row in rows:
-            values = {name: self._value(file, line, column, fields_[name], row[column]) for column, name in columns.items()}
+            values = {
+                name: self._value(file, line, column, fields_[name], row[column])
+                for column, name in columns.items()
+            }
             staging.add([line, row["id"].strip(), *[values[name] for name in names]])
         staging.flush()
         return names
@@ -414,9 +506,15 @@ class RegistryImportRun:
     def run(self, households="", individuals="", memberships="", household_areas=""):
         """Import the files (CSV text). Returns the summary dict of :meth:`summary`."""
         t0 = time.time()
-        texts = {name: _decode(content) for name, content in (
-            (HOUSEHOLDS, households), (INDIVIDUALS, individuals), (MEMBERSHIPS, memberships), (HOUSEHOLD_AREAS, household_areas)
-        )}
+        texts = {
+            name: _decode(content)
+            for name, content in (
+                (HOUSEHOLDS, households),
+                (INDIVIDUALS, individuals),
+                (MEMBERSHIPS, memberships),
+                (HOUSEHOLD_AREAS, household_areas),
+            )
+        }
         total = sum(len(text) for text in texts.values()) or 1
         shares = {name: 0.5 * len(text) / total for name, text in texts.items()}
         cr = self.cr
@@ -431,14 +529,20 @@ class RegistryImportRun:
             cr, "g2p_import_individual", ["line", "xmlid", *self.partner_fields[INDIVIDUALS], *self.derived]
         )
         start = 0.0
-        self._read_partners(HOUSEHOLDS, texts[HOUSEHOLDS], households_staging, True, shares[HOUSEHOLDS], start)
+        self._read_partners(
+            HOUSEHOLDS, texts[HOUSEHOLDS], households_staging, True, shares[HOUSEHOLDS], start
+        )
         households_staging.flush()
         start += shares[HOUSEHOLDS]
-        self._read_partners(INDIVIDUALS, texts[INDIVIDUALS], individuals_staging, False, shares[INDIVIDUALS], start)
+        self._read_partners(
+            INDIVIDUALS, texts[INDIVIDUALS], individuals_staging, False, shares[INDIVIDUALS], start
+        )
         individuals_staging.flush()
         start += shares[INDIVIDUALS]
         memberships_staging = _Staging(
-            cr, "g2p_import_membership", ["line", "xmlid", "group_xmlid", "individual_xmlid", "kind_ids", "start_date", "end_date"]
+            cr,
+            "g2p_import_membership",
+            ["line", "xmlid", "group_xmlid", "individual_xmlid", "kind_ids", "start_date", "end_date"],
         )
         self._read_memberships(texts[MEMBERSHIPS], memberships_staging, shares[MEMBERSHIPS], start)
         memberships_staging.flush()
@@ -472,28 +576,32 @@ class RegistryImportRun:
             "memberships": counts[MEMBERSHIPS],
             "imported": ok,
             "error_count": self.error_count,
-            "errors": sorted(self.errors, key=lambda e: ([HOUSEHOLDS, INDIVIDUALS, MEMBERSHIPS, HOUSEHOLD_AREAS].index(e["file"]), e["line"])),
+            "errors": sorted(
+                self.errors,
+                key=lambda e: (
+                    [HOUSEHOLDS, INDIVIDUALS, MEMBERSHIPS, HOUSEHOLD_AREAS].index(e["file"]),
+                    e["line"],
+                ),
+            ),
             "seconds": round(seconds, 3),
         }
 
     # ------------------------------------------------------------------
     # SQL
     # ------------------------------------------------------------------
-    def _sql_type(self, name):
-        field = self.Partner._fields[name]
-        return field.column_type[1]
-
     def _create_staging_tables(self):
         """Temporary tables (dropped at commit) for the lines read; returns res.partner's columns."""
         cr = self.cr
         for table, file in (("g2p_import_household", HOUSEHOLDS), ("g2p_import_individual", INDIVIDUALS)):
-            columns = ", ".join(
-                "%s %s" % (name, self._sql_type(name)) for name in self.partner_fields[file] + self.derived
-            )
             # Temporary tables of this transaction: staging only, no Odoo model behind them.
             cr.execute(
-                "DROP TABLE IF EXISTS %s; CREATE TEMPORARY TABLE %s (line int, xmlid varchar, id int, size int, %s)"
-                " ON COMMIT DROP" % (table, table, columns)
+                SQL(
+                    """DROP TABLE IF EXISTS %s;
+                       CREATE TEMPORARY TABLE %s (line int, xmlid varchar, id int, size int, %s) ON COMMIT DROP""",
+                    SQL.identifier(table),
+                    SQL.identifier(table),
+                    self._column_definitions(self.partner_fields[file] + self.derived),
+                )
             )
         cr.execute(
             """DROP TABLE IF EXISTS g2p_import_membership;
@@ -504,13 +612,21 @@ class RegistryImportRun:
         cr.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'res_partner'")
         return {row[0] for row in cr.fetchall()}
 
-    def _create_areas_staging(self, names):
-        columns = ", ".join("%s %s" % (name, self._sql_type(name)) for name in names)
-        self.cr.execute(
-            "DROP TABLE IF EXISTS g2p_import_household_extra;"
-            " CREATE TEMPORARY TABLE g2p_import_household_extra (line int, xmlid varchar, %s) ON COMMIT DROP" % columns
+    def _column_definitions(self, names):
+        """SQL: ``name type, ...`` for res.partner fields, with the ORM's column types."""
+        return SQL(", ").join(
+            SQL("%s %s", SQL.identifier(name), SQL(self.Partner._fields[name].column_type[1]))
+            for name in names
         )
-        return names
+
+    def _create_areas_staging(self, names):
+        self.cr.execute(
+            SQL(
+                """DROP TABLE IF EXISTS g2p_import_household_extra;
+                   CREATE TEMPORARY TABLE g2p_import_household_extra (line int, xmlid varchar, %s) ON COMMIT DROP""",
+                self._column_definitions(names),
+            )
+        )
 
     def _report(self, query, file, code, message):
         """Report each row (line, value, other) of ``query`` as a bad line of ``file``."""
@@ -521,8 +637,12 @@ class RegistryImportRun:
     def _check_in_sql(self, area_columns):
         """The checks across lines and against the database (set-based, on the staging tables)."""
         cr = self.cr
-        cr.execute("CREATE INDEX ON g2p_import_household (xmlid); CREATE INDEX ON g2p_import_individual (xmlid)")
-        cr.execute("ANALYZE g2p_import_household; ANALYZE g2p_import_individual; ANALYZE g2p_import_membership")
+        cr.execute(
+            "CREATE INDEX ON g2p_import_household (xmlid); CREATE INDEX ON g2p_import_individual (xmlid)"
+        )
+        cr.execute(
+            "ANALYZE g2p_import_household; ANALYZE g2p_import_individual; ANALYZE g2p_import_membership"
+        )
         # External ids: unique across the three files, new in the database.
         for table, file in (
             ("g2p_import_household", HOUSEHOLDS),
@@ -549,7 +669,9 @@ class RegistryImportRun:
                 ),
                 file,
                 "xmlid_exists",
-                _("External id %(value)s is already used (by a %(other)s): this import only adds new records."),
+                _(
+                    "External id %(value)s is already used (by a %(other)s): this import only adds new records."
+                ),
             )
         self._report(
             SQL(
@@ -574,7 +696,9 @@ class RegistryImportRun:
                 ),
                 file,
                 "duplicate_id_number",
-                _("ID number %(value)s is also on line %(other)s: each registrant needs their own ID number."),
+                _(
+                    "ID number %(value)s is also on line %(other)s: each registrant needs their own ID number."
+                ),
             )
             self._report(
                 SQL(
@@ -584,7 +708,9 @@ class RegistryImportRun:
                 ),
                 file,
                 "duplicate_id_number",
-                _("ID number %(value)s is already held by registrant #%(other)s: each registrant needs their own ID number."),
+                _(
+                    "ID number %(value)s is already held by registrant #%(other)s: each registrant needs their own ID number."
+                ),
             )
         if "id_number" in self.partner_fields[HOUSEHOLDS] and "id_number" in self.partner_fields[INDIVIDUALS]:
             self._report(
@@ -643,13 +769,17 @@ class RegistryImportRun:
             )
         )
         self._report(
-            SQL("SELECT line, group_xmlid, NULL FROM g2p_import_membership WHERE group_id IS NULL ORDER BY line"),
+            SQL(
+                "SELECT line, group_xmlid, NULL FROM g2p_import_membership WHERE group_id IS NULL ORDER BY line"
+            ),
             MEMBERSHIPS,
             "unknown_household",
             _("Household %(value)s is neither in the households file nor a household of the registry."),
         )
         self._report(
-            SQL("SELECT line, individual_xmlid, NULL FROM g2p_import_membership WHERE individual_id IS NULL ORDER BY line"),
+            SQL(
+                "SELECT line, individual_xmlid, NULL FROM g2p_import_membership WHERE individual_id IS NULL ORDER BY line"
+            ),
             MEMBERSHIPS,
             "unknown_individual",
             _("Member %(value)s is neither in the individuals file nor an individual of the registry."),
@@ -664,7 +794,9 @@ class RegistryImportRun:
             ),
             MEMBERSHIPS,
             "two_households",
-            _("%(value)s would join a second household (also on line %(other)s): an individual belongs to one household at a time."),
+            _(
+                "%(value)s would join a second household (also on line %(other)s): an individual belongs to one household at a time."
+            ),
         )
         self._report(
             SQL(
@@ -757,9 +889,7 @@ class RegistryImportRun:
         # The foreign-key checks of the INSERTs use plans PostgreSQL caches for the whole
         # statement: planned on a small res_partner they scan it sequentially per row while it
         # grows (quadratic; seen in setup/bench.py). Fresh statistics and no sequential scans;
-        cr.execute(
-            "ANALYZE res_partner; ANALYZE g2p_group_membership; SET LOCAL enable_seqscan = off"
-        )
+        cr.execute("ANALYZE res_partner; ANALYZE g2p_group_membership; SET LOCAL enable_seqscan = off")
         for table, file, is_group in (
             ("g2p_import_household", HOUSEHOLDS, True),
             ("g2p_import_individual", INDIVIDUALS, False),
@@ -785,7 +915,11 @@ class RegistryImportRun:
             )
             for name in self.partner_fields[file] + self.derived:
                 values[name] = SQL("s.%s", SQL.identifier(name))
-            values = {k: v if isinstance(v, SQL) else SQL("%s", v) for k, v in values.items() if k in partner_columns}
+            values = {
+                k: v if isinstance(v, SQL) else SQL("%s", v)
+                for k, v in values.items()
+                if k in partner_columns
+            }
             # Raw SQL: millions of rows, where create() runs ~250 rows/s through load; every column
             # the ORM fills is filled here, and the caches are invalidated below (invalidate_all).
             cr.execute(
@@ -850,7 +984,9 @@ class RegistryImportRun:
             for name in computed:
                 _logger.info("Registry import: %s computed by the ORM for %s partners", name, len(new))
                 self.env.add_to_compute(Partner._fields[name], new)
-        cr.execute("SELECT DISTINCT group_id FROM g2p_import_membership WHERE group_id NOT IN (SELECT id FROM g2p_import_household)")
+        cr.execute(
+            "SELECT DISTINCT group_id FROM g2p_import_membership WHERE group_id NOT IN (SELECT id FROM g2p_import_household)"
+        )
         existing = Partner.browse([row[0] for row in cr.fetchall()])
         if existing:
             self.env.add_to_compute(Partner._fields["household_size"], existing)
@@ -885,7 +1021,9 @@ class G2PRegistryImport(models.TransientModel):
         default="draft",
         required=True,
     )
-    progress = fields.Float(compute="_compute_progress", help="Percentage done, updated while the import runs.")
+    progress = fields.Float(
+        compute="_compute_progress", help="Percentage done, updated while the import runs."
+    )
     progress_message = fields.Char(compute="_compute_progress")
     job_uuid = fields.Char(readonly=True)
     households_count = fields.Integer(string="Households", readonly=True)
@@ -903,7 +1041,9 @@ class G2PRegistryImport(models.TransientModel):
             row = by_import.get(wizard.id)
             if wizard.state in ("done", "failed"):
                 wizard.progress = 100.0
-                wizard.progress_message = _("Imported") if wizard.state == "done" else _("Refused: nothing imported")
+                wizard.progress_message = (
+                    _("Imported") if wizard.state == "done" else _("Refused: nothing imported")
+                )
             else:
                 wizard.progress = row.progress if row else 0.0
                 wizard.progress_message = row.message if row else False
@@ -919,14 +1059,18 @@ class G2PRegistryImport(models.TransientModel):
         self.ensure_one()
         self._check_import_rights()
         if not (self.households_file or self.individuals_file or self.memberships_file):
-            raise UserError("[missing_file] " + _("Choose at least one file to import."))
+            message = "[%s] %s" % ("missing_file", _("Choose at least one file to import."))
+            raise UserError(message)
         if self.state == "running":
-            raise UserError("[running] " + _("This import is already running: wait for it to end."))
+            message = "[%s] %s" % ("running", _("This import is already running: wait for it to end."))
+            raise UserError(message)
         lines = sum(
             base64.b64decode(f or b"").count(b"\n")
             for f in (self.households_file, self.individuals_file, self.memberships_file)
         )
-        threshold = int(self.env["ir.config_parameter"].sudo().get_param("g2p_programs_ext.async_threshold", 1000))
+        threshold = int(
+            self.env["ir.config_parameter"].sudo().get_param("g2p_programs_ext.async_threshold", 1000)
+        )
         if lines > threshold:
             self.write({"state": "running", "result_text": False})
             self.env["g2p.registry.import.progress"].create({"import_id": self.id, "message": _("Queued")})
@@ -1009,7 +1153,9 @@ class G2PRegistryImport(models.TransientModel):
             name: base64.b64decode(self[name + "_file"]) if self[name + "_file"] else b""
             for name in (HOUSEHOLDS, INDIVIDUALS, MEMBERSHIPS, HOUSEHOLD_AREAS)
         }
-        run = RegistryImportRun(self.env, self._registry_import_fields(), progress=progress if self.state == "running" else None)
+        run = RegistryImportRun(
+            self.env, self._registry_import_fields(), progress=progress if self.state == "running" else None
+        )
         result = run.run(files[HOUSEHOLDS], files[INDIVIDUALS], files[MEMBERSHIPS], files[HOUSEHOLD_AREAS])
         lines = [
             "%s, line %s: %s" % (error["file"], error["line"], error["message"]) for error in result["errors"]
@@ -1033,7 +1179,11 @@ class G2PRegistryImport(models.TransientModel):
     def _check_import_rights(self):
         """Registry officers (and managers) may import: they may create registrants and memberships."""
         if not self.env.user.has_group("g2p_programs_ext.group_program_officer"):
-            raise AccessError("[not_allowed] " + _("Only program officers and managers may import the registry."))
+            message = "[%s] %s" % (
+                "not_allowed",
+                _("Only program officers and managers may import the registry."),
+            )
+            raise AccessError(message)
         self.env["res.partner"].check_access_rights("create")
         self.env["g2p.group.membership"].check_access_rights("create")
 

@@ -9,7 +9,7 @@ run as a program officer; ``load`` is called as ``setup/demo.py`` calls it (batc
 2,000 lines per file).
 
 Usage: .venv/bin/python setup/bench_import.py --db DB [--households 10000]
-       [--load-households N (default: the same; 0 skips load)]
+       [--load-households N (default: the same; 0 skips load)] [--reuse]
 """
 
 import argparse
@@ -24,11 +24,19 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "setup"))
 
 from demo_data import generate, write_csv  # noqa: E402
+from demo_data.registry import (  # noqa: E402
+    AREAS_FILE,
+    GROUPS_FILE,
+    HOUSEHOLD_AREAS_FILE,
+    INDIVIDUALS_FILE,
+    MEMBERSHIPS_FILE,
+)
 
 import odoo  # noqa: E402
 from odoo import api  # noqa: E402
 
 LOAD_BATCH = 2000
+FILES = (GROUPS_FILE, INDIVIDUALS_FILE, MEMBERSHIPS_FILE, AREAS_FILE, HOUSEHOLD_AREAS_FILE)
 
 
 def read(path):
@@ -65,14 +73,19 @@ def main():
     ap.add_argument("--households", type=int, default=10000)
     ap.add_argument("--load-households", type=int, default=None)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument(
+        "--reuse", action="store_true", help="reuse the CSV files of an earlier run of the same size"
+    )
     args = ap.parse_args()
     load_households = args.households if args.load_households is None else args.load_households
 
     odoo.tools.config.parse_config(["-c", str(REPO / "odoo.conf"), "--log-level=warn"])
     t0 = time.time()
-    registry_data = generate(args.households, seed=args.seed, as_of=date.today())
     out = REPO / "var" / "bench-import" / str(args.households)
-    paths = write_csv(registry_data, out)
+    names = ("groups", "individuals", "memberships", "areas", "household_areas")
+    paths = {key: out / name for key, name in zip(names, FILES, strict=True)}
+    if not (args.reuse and all(path.exists() for path in paths.values())):
+        paths = write_csv(generate(args.households, seed=args.seed, as_of=date.today()), out)
     counts = count_rows(paths)
     print(f"[bench-import] generated {counts} in {time.time() - t0:.1f} s ({out})", flush=True)
 

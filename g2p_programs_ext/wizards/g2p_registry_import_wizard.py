@@ -293,14 +293,12 @@ class RegistryImportRun:
         header = next(reader, None)
         if header is None:
             return None, iter(())
-        size = max(len(text), 1)
+        size = max(text.count("\n"), 1)
 
         def rows():
-            done = 0
             for number, row in enumerate(reader, start=2):
                 if not row:
                     continue
-                done += sum(len(cell) + 1 for cell in row)
                 if len(row) != len(header):
                     self.error(
                         file,
@@ -315,7 +313,7 @@ class RegistryImportRun:
                     continue
                 if number % 20000 == 0:
                     self.progress(
-                        start + share * done / size,
+                        start + share * number / size,
                         _("Reading %(file)s: line %(line)s", file=file, line=number),
                     )
                 yield number, dict(zip(header, row, strict=True))
@@ -1065,8 +1063,9 @@ class G2PRegistryImport(models.TransientModel):
             message = "[%s] %s" % ("running", _("This import is already running: wait for it to end."))
             raise UserError(message)
         lines = sum(
-            base64.b64decode(f or b"").count(b"\n")
+            _decode(base64.b64decode(f)).count("\n")
             for f in (self.households_file, self.individuals_file, self.memberships_file)
+            if f
         )
         threshold = int(
             self.env["ir.config_parameter"].sudo().get_param("g2p_programs_ext.async_threshold", 1000)

@@ -14,6 +14,7 @@ Usage: .venv/bin/python setup/bench_import.py --db DB [--households 10000]
 
 import argparse
 import csv
+import os
 import resource
 import sys
 import time
@@ -63,6 +64,18 @@ def first_households(paths, households, out):
     return cut
 
 
+def backend_cpu(cr):
+    """CPU seconds (user + system) used so far by this cursor's PostgreSQL backend (same machine)."""
+    cr.execute("SELECT pg_backend_pid()")
+    fields = Path(f"/proc/{cr.fetchone()[0]}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def count_rows(paths):
     return {key: len(read(paths[key])[1]) for key in ("groups", "individuals", "memberships")}
 
@@ -110,11 +123,12 @@ def main():
         texts = {key: Path(paths[key]).read_text(encoding="utf-8") for key in paths}
         fast = {}
         with cr.savepoint(flush=False) as savepoint:
-            started = time.time()
+            started, cpu0, pg0 = time.time(), own_cpu(), backend_cpu(cr)
             result = officer_env["g2p.registry.import"].import_registry(
                 texts["groups"], texts["individuals"], texts["memberships"], texts["household_areas"]
             )
             fast["seconds"] = time.time() - started
+            fast["cpu"], fast["pg"] = own_cpu() - cpu0, backend_cpu(cr) - pg0
             if not result["ok"]:
                 raise SystemExit(f"fast import refused: {result['errors'][:5]}")
             savepoint.rollback()
@@ -123,6 +137,7 @@ def main():
         print(
             f"[bench-import] fast import: {args.households} households, {fast_rows} rows in {fast['seconds']:.1f} s "
             f"= {args.households / fast['seconds']:,.0f} households/s, {fast_rows / fast['seconds']:,.0f} rows/s; "
+            f"CPU: Odoo {fast['cpu']:.1f} s + PostgreSQL {fast['pg']:.1f} s; "
             f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
             flush=True,
         )
@@ -135,7 +150,7 @@ def main():
             load_counts = count_rows(subset)
             load_rows = sum(load_counts.values())
             with cr.savepoint(flush=False) as savepoint:
-                started = time.time()
+                started, cpu0, pg0 = time.time(), own_cpu(), backend_cpu(cr)
                 for key, model in (
                     ("groups", "res.partner"),
                     ("individuals", "res.partner"),
@@ -150,16 +165,23 @@ def main():
                             raise SystemExit(f"load refused {key}: {errors[:3]}")
                     officer_env.flush_all()
                 load_seconds = time.time() - started
+                load_cpu, load_pg = own_cpu() - cpu0, backend_cpu(cr) - pg0
                 savepoint.rollback()
             env.invalidate_all()
             fast_rate = fast_rows / fast["seconds"]
             load_rate = load_rows / load_seconds
             print(
                 f"[bench-import] standard load: {load_households} households, {load_rows} rows in {load_seconds:.1f} s "
-                f"= {load_households / load_seconds:,.1f} households/s, {load_rate:,.0f} rows/s",
+                f"= {load_households / load_seconds:,.1f} households/s, {load_rate:,.0f} rows/s; "
+                f"CPU: Odoo {load_cpu:.1f} s + PostgreSQL {load_pg:.1f} s",
                 flush=True,
             )
-            print(f"[bench-import] fast / load (rows/s): {fast_rate / load_rate:.1f}x", flush=True)
+            fast_cpu = (fast["cpu"] + fast["pg"]) / fast_rows
+            print(
+                f"[bench-import] fast / load (rows/s): {fast_rate / load_rate:.1f}x; "
+                f"CPU per row: {((load_cpu + load_pg) / load_rows) / fast_cpu:.1f}x less",
+                flush=True,
+            )
         cr.rollback()
 
 

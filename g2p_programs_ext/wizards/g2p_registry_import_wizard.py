@@ -1045,6 +1045,13 @@ class G2PRegistryImport(models.TransientModel):
             else:
                 wizard.progress = row.progress if row else 0.0
                 wizard.progress_message = row.message if row else False
+            if wizard.state == "running" and wizard.job_uuid:
+                # sudo: officers have no access to queue.job; only the state of this wizard's own job is read.
+                job = self.env["queue.job"].sudo().search([("uuid", "=", wizard.job_uuid)], limit=1)
+                if job.state == "failed":
+                    wizard.progress_message = _(
+                        "The import job failed, nothing was imported: %s", (job.exc_message or "")[:300]
+                    )
 
     # ------------------------------------------------------------------
     # Actions

@@ -19,6 +19,7 @@
         "data/ir_cron_data.xml",
         "wizards/g2p_entitlement_reject_wizard_views.xml",
         "wizards/g2p_program_create_wizard_views.xml",
+        "wizards/g2p_registry_import_wizard_views.xml",
         "views/res_partner_views.xml",
         "views/g2p_program_views.xml",
         "views/g2p_cycle_views.xml",
@@ -26,6 +27,9 @@
         "views/g2p_programs_ext_menus.xml",
         "views/g2p_budget_views.xml",
     ],
+    "assets": {
+        "web.assets_backend": ["g2p_programs_ext/static/src/js/registry_import_progress.js"],
+    },
     "development_status": "Alpha",
     "installable": True,
 }

@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO / "setup"))
 from demo_data import RATION, generate, quantity_per_person, write_csv  # noqa: E402
 from demo_data.goods import HOUSEHOLD_SIZE_CAP  # noqa: E402
 from g2p_client import Client  # noqa: E402
+from fast_import import fast_import  # noqa: E402
 from odoo_server import ADDONS, OdooServer, odoo_bin  # noqa: E402
 
 PASSWORD = "demo"  # the demo users' password (printed at the end)
@@ -704,12 +705,19 @@ def main():
 
 def run_cycle(url, args, registry, paths, steps, today):
     admin = Client(url, args.db, "admin", "admin")
-    with steps("Import areas and registry (standard import)"):
+    fast = args.households > 10_000  # above 10,000 households: the fast registry import (a job)
+    with steps("Import areas and registry (%s)" % ("fast import" if fast else "standard import")):
         load_csv(admin, "spp.area", paths["areas"], label="areas")
-        load_csv(admin, "res.partner", paths["groups"], label="households")
-        load_csv(admin, "res.partner", paths["individuals"], label="individuals")
-        load_csv(admin, "g2p.group.membership", paths["memberships"], label="memberships")
-        load_csv(admin, "res.partner", paths["household_areas"], label="household areas")
+        if fast:
+            t0 = time.time()
+            fast_import(
+                admin, paths, progress=lambda pct, msg: progress("registry import", int(pct), 100, t0)
+            )
+        else:
+            load_csv(admin, "res.partner", paths["groups"], label="households")
+            load_csv(admin, "res.partner", paths["individuals"], label="individuals")
+            load_csv(admin, "g2p.group.membership", paths["memberships"], label="memberships")
+            load_csv(admin, "res.partner", paths["household_areas"], label="household areas")
         rows = admin.call(
             "ir.model.data",
             "search_read",

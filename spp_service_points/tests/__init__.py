@@ -7,3 +7,4 @@ from . import test_service_point_access
 from . import test_views
 from . import test_entitlement_service_point
 from . import test_entitlement_area
+from . import test_registry_import_area

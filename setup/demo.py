@@ -42,8 +42,8 @@ sys.path.insert(0, str(REPO / "setup"))
 
 from demo_data import RATION, generate, quantity_per_person, write_csv  # noqa: E402
 from demo_data.goods import HOUSEHOLD_SIZE_CAP  # noqa: E402
-from g2p_client import Client  # noqa: E402
 from fast_import import fast_import  # noqa: E402
+from g2p_client import Client  # noqa: E402
 from odoo_server import ADDONS, OdooServer, odoo_bin  # noqa: E402
 
 PASSWORD = "demo"  # the demo users' password (printed at the end)

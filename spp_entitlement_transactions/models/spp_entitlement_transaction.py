@@ -25,6 +25,8 @@ from odoo.tools import SQL
 
 REFERENCE_CONSTRAINT = "spp_entitlement_transaction_reference_uniq"
 TRANSACTION_TYPES = [("redemption", "Redemption"), ("reversal", "Reversal")]
+# entitlement states in which a redemption can be made (the API, the handout screen, distribution lists)
+REDEEMABLE_STATES = ("approved", "transferred")
 
 
 def refusal(exception_class, code, message):

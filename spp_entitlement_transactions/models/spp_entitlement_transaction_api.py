@@ -27,7 +27,7 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL, float_compare, float_is_zero, float_round
 
 from .. import redemption_input
-from .spp_entitlement_transaction import refusal
+from .spp_entitlement_transaction import REDEEMABLE_STATES, refusal
 
 _logger = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ BACK_OFFICE_GROUPS = (
     "g2p_programs_ext.group_program_validator",
     "g2p_programs_ext.group_cycle_approver",
 )
-REDEEMABLE_STATES = ("approved", "transferred")
 REVERSIBLE_STATES = ("approved", "transferred", "redeemed")
 
 

@@ -131,7 +131,9 @@ class G2PProgramBudget(models.Model):
                     SQL.identifier(Budget._table),
                     SQL.identifier(column),
                     list(ids),
-                )
+                ),
+                # a concurrent approval fails to serialize here: expected, retried by Odoo
+                log_exceptions=False,
             )
             budget_ids = [row[0] for row in self.env.cr.fetchall()]
             if budget_ids:

@@ -693,8 +693,14 @@ class G2PInkindAllocation(models.Model):
         one: it then sees what the first did, and stock is never reserved or posted twice."""
         # Raw SQL: the ORM has no row lock; the no-op UPDATE changes no value (no cache to keep).
         ids = sorted(cycle_ids)
-        self.env.cr.execute(SQL("SELECT id FROM g2p_cycle WHERE id = ANY(%s) ORDER BY id FOR UPDATE", ids))
-        self.env.cr.execute(SQL("UPDATE g2p_cycle SET write_uid = write_uid WHERE id = ANY(%s)", ids))
+        # the one that waited fails to serialize here: expected and retried, so not logged as a bad query
+        self.env.cr.execute(
+            SQL("SELECT id FROM g2p_cycle WHERE id = ANY(%s) ORDER BY id FOR UPDATE", ids),
+            log_exceptions=False,
+        )
+        self.env.cr.execute(
+            SQL("UPDATE g2p_cycle SET write_uid = write_uid WHERE id = ANY(%s)", ids), log_exceptions=False
+        )
 
     @api.model
     def _customer_location(self):

@@ -44,4 +44,5 @@ class TestErnJs(HttpCase):
                 console.log("test successful");
             }
         """ % (MODULE, json.dumps(vectors))
-        self.browser_js("/web", code, ready="odoo.loader.modules.get('%s')" % MODULE, login="admin")
+        # Odoo's ready check waits for exactly `true`: the module object itself never is
+        self.browser_js("/web", code, ready="!!odoo.loader.modules.get('%s')" % MODULE, login="admin")

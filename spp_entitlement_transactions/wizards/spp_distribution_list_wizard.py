@@ -134,7 +134,7 @@ class SppDistributionListWizard(models.TransientModel):
             ]
         groups = {}
         totals = defaultdict(lambda: [0.0, 0.0, 0.01])
-        for model in Transaction._entitlement_models():
+        for model in self.env["g2p.entitlement.base"]._redemption_models():
             for entitlement in self.env[model].sudo().search(domain, order="code"):
                 household = Transaction._handout_household(entitlement.partner_id)
                 key = (
@@ -152,9 +152,10 @@ class SppDistributionListWizard(models.TransientModel):
                     }
                 product = entitlement._redemption_product()
                 item = product.display_name if product else _("Cash")
-                unit = entitlement._redemption_unit()
+                unit = entitlement._redemption_unit_name()
                 rounding = entitlement._redemption_rounding()
-                total, balance = entitlement._redemption_total(), Transaction._balance(entitlement)
+                total = entitlement[entitlement._redemption.total]
+                balance = entitlement._redemption_balance()
                 code = ern.display(entitlement.code)
                 png = self.env["ir.actions.report"].barcode(
                     "QR", code, width=QR_SIZE, height=QR_SIZE, quiet=0, barLevel="M"

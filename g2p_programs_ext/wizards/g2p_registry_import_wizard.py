@@ -851,6 +851,9 @@ class RegistryImportRun:
         cr = self.cr
         Partner = self.Partner
         self.progress(0.55, _("Writing households and individuals"))
+        # Households of the registry that gain members (resolved to their ids, > 0; the file's are < 0).
+        cr.execute("SELECT DISTINCT group_id FROM g2p_import_membership WHERE group_id > 0")
+        existing_households = [row[0] for row in cr.fetchall()]
         # Ids from the table's own sequence (concurrency-safe), so memberships can refer to them.
         cr.execute(
             """UPDATE g2p_import_household SET id = nextval('res_partner_id_seq');
@@ -969,9 +972,9 @@ class RegistryImportRun:
         # partners (e.g. xmlid lookups) too.
         self.env.invalidate_all()
         self.env.registry.clear_cache()
-        self._after_write(computed, partner_columns)
+        self._after_write(computed, existing_households)
 
-    def _after_write(self, computed, partner_columns):
+    def _after_write(self, computed, existing_households):
         """Fields left to the ORM: any stored computed field of another module (none in the
         suite), and the size of registry households that gained members."""
         cr = self.cr
@@ -982,10 +985,7 @@ class RegistryImportRun:
             for name in computed:
                 _logger.info("Registry import: %s computed by the ORM for %s partners", name, len(new))
                 self.env.add_to_compute(Partner._fields[name], new)
-        cr.execute(
-            "SELECT DISTINCT group_id FROM g2p_import_membership WHERE group_id NOT IN (SELECT id FROM g2p_import_household)"
-        )
-        existing = Partner.browse([row[0] for row in cr.fetchall()])
+        existing = Partner.browse(existing_households)
         if existing:
             self.env.add_to_compute(Partner._fields["household_size"], existing)
         self.env.flush_all()

@@ -5,11 +5,10 @@ from markupsafe import Markup, escape
 
 from odoo import _, api, fields, models
 from odoo.addons.g2p_programs_ext.models.g2p_cycle import DASHBOARD_STATE_GROUPS
+from odoo.addons.g2p_programs_ext.refusal import coded
 from odoo.addons.spp_entitlement_transactions.models.g2p_cycle import APPROVED_STATES
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL, float_round
-
-from ..refusal import coded
 
 _logger = logging.getLogger(__name__)
 

@@ -1,8 +1,7 @@
 from odoo import _, api, fields, models
+from odoo.addons.g2p_programs_ext.refusal import coded
 from odoo.exceptions import ValidationError
 from odoo.tools import float_round
-
-from ..refusal import coded
 
 
 class G2PEntitlementManagerInkind(models.Model):

@@ -35,10 +35,9 @@ import logging
 from collections import defaultdict, namedtuple
 
 from odoo import _, api, fields, models
+from odoo.addons.g2p_programs_ext.refusal import coded
 from odoo.exceptions import UserError
 from odoo.tools import SQL, create_unique_index, float_compare, float_is_zero, float_round
-
-from ..refusal import coded
 
 _logger = logging.getLogger(__name__)
 

@@ -1,7 +1,6 @@
 from odoo import _, models
+from odoo.addons.g2p_programs_ext.refusal import coded
 from odoo.exceptions import UserError
-
-from ..refusal import coded
 
 
 class StockPicking(models.Model):

@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
 """The suite's test command (README command 2).
 
-Creates a fresh, uniquely named database, installs the five addons with Odoo's test
-runner (``--test-enable``: every addon's tests), checks the committed translation
-templates against Odoo's export (setup/i18n.py), runs one addon's tests again with
-pytest-odoo in that database (the developer's loop of ``make pytest-odoo``, kept
-working), then runs the top-level ``tests/`` with pytest against that database, and
-drops the database at the end, pass or fail.
+Creates fresh, uniquely named databases and runs two lanes at once (the machine has
+two cores and each lane leaves one mostly idle while it waits on PostgreSQL, servers
+and jobs):
+- lane 1: installs the five addons with Odoo's test runner (``--test-enable``: every
+  addon's tests), checks the committed translation templates against Odoo's export
+  (setup/i18n.py), runs one addon's tests again with pytest-odoo in that database (the
+  developer's loop of ``make pytest-odoo``, kept working);
+- lane 2: installs the five addons without tests in a second database and runs the
+  top-level ``tests/`` with pytest against it (its output is kept in a log and printed
+  when it ends).
+``--serial`` runs them one after the other in one database, as before. The databases
+are dropped at the end, pass or fail.
 
 Fails (exit 1) on a failed or erroring test, an addon that does not install, any
 ``ERROR`` or ``CRITICAL`` line in Odoo's log, or when no test ran. Ends with one line
 ``N passed, N failed`` that counts each test once: the pytest-odoo run repeats tests
 that Odoo's runner counted, so its failures are added and its passes are not.
 
-Usage: .venv/bin/python setup/run_tests.py [--keep-db] [--long] [--test-tags TAGS]
+Usage: .venv/bin/python setup/run_tests.py [--keep-db] [--long] [--serial] [--test-tags TAGS]
        [--addons-only | --pytest-only] [--pytest-odoo ADDON] [pytest args...]
 """
 
@@ -23,6 +29,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -145,11 +152,33 @@ def scan_server_logs(log_dir):
     return problems
 
 
-def run_pytest(db, extra, junit_path):
+def install_addons(db):
+    """Install the addons in ``db`` without running tests (for the top-level tests).
+    Raises CalledProcessError when the install fails."""
+    cmd = odoo_bin() + [
+        "-d",
+        db,
+        "-i",
+        ",".join(ADDONS),
+        "--stop-after-init",
+        "--workers=0",
+        "--max-cron-threads=0",
+        "--http-port",
+        str(free_port()),
+        "--gevent-port",
+        str(free_port()),
+    ]
+    print(f"[test] installing the addons in {db} for the top-level tests", flush=True)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=REPO)
+
+
+def run_pytest(db, extra, junit_path, output=None):
     """Run the top-level tests/ against the database. Returns (passed, failed, problems).
 
-    Every Odoo server the tests start logs into ``var/test-logs/<db>-servers/``
-    (``G2P_SERVER_LOG_DIR``); an ``ERROR``/``CRITICAL`` line there fails the run."""
+    ``output``: a path to write pytest's output to (a parallel lane), or None for the
+    terminal. Every Odoo server the tests start logs into
+    ``var/test-logs/<db>-servers/`` (``G2P_SERVER_LOG_DIR``); an ``ERROR``/``CRITICAL``
+    line there fails the run."""
     server_logs = LOG_DIR / f"{db}-servers"
     server_logs.mkdir(parents=True, exist_ok=True)
     env = dict(
@@ -170,7 +199,11 @@ def run_pytest(db, extra, junit_path):
     paths = [a for a in extra if a.startswith("tests/") or a.endswith(".py") or "::" in a]
     cmd += extra if paths else ["tests", *extra]
     print("[test] " + " ".join(cmd), flush=True)
-    rc = subprocess.run(cmd, cwd=REPO, env=env).returncode
+    if output is None:
+        rc = subprocess.run(cmd, cwd=REPO, env=env).returncode
+    else:
+        with open(output, "w") as out:
+            rc = subprocess.run(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
     passed, failed = junit_counts(junit_path)
     problems = []
     if rc == 5:
@@ -250,12 +283,82 @@ def final_counts(runs):
     return passed, failed, problems
 
 
+def top_level_lane(db, pytest_args, result, t0):
+    """Lane 2: install the addons in ``db``, then run the top-level tests with their
+    output in a log. Fills ``result`` with ``run`` (passed, failed, problems),
+    ``seconds`` and ``output`` (the log's path); never raises."""
+    output = LOG_DIR / f"{db}.pytest.log"
+    try:
+        install_addons(db)
+        result["run"] = run_pytest(db, pytest_args, LOG_DIR / f"{db}.junit.xml", output)
+    except Exception as exc:  # an install that fails is a failed run, said once at the end
+        result["run"] = (0, 0, [f"top-level tests: {type(exc).__name__}: {exc}"])
+    finally:
+        result["seconds"] = time.time() - t0
+        result["output"] = output
+
+
+def run_lanes(args, db, whole, pytest_odoo, t0):
+    """Run what ``args`` asks for in ``db`` (and ``<db>_top`` for the top-level tests
+    when the two lanes run at once); drop the databases at the end unless --keep-db.
+    Returns [(passed, failed, problems, repeated)] for ``final_counts``."""
+    # Two lanes at once when both Odoo's tests and the top-level tests run.
+    parallel = not args.serial and not args.pytest_only and not args.addons_only
+    top_db = f"{db}_top" if parallel else db
+    runs = []
+    lane2 = {}
+    thread = None
+    try:
+        print(
+            f"[test] database {db}" + (f", top-level tests in {top_db} at the same time" if parallel else ""),
+            flush=True,
+        )
+        if parallel:
+            thread = threading.Thread(
+                target=top_level_lane, args=(top_db, args.pytest_args, lane2, t0), daemon=True
+            )
+            thread.start()
+        if not args.pytest_only:
+            runs.append((*run_odoo_tests(db, args.test_tags, LOG_DIR / f"{db}.log"), False))
+        else:
+            install_addons(db)  # top-level tests still need the addons installed
+        if whole:
+            runs.append((*check_translation_templates(db), False))
+        if pytest_odoo != "none":
+            junit = LOG_DIR / f"{db}.pytest-odoo.junit.xml"
+            # repeated: Odoo's runner counted these tests (unless --pytest-only skipped it)
+            runs.append((*run_pytest_odoo(db, pytest_odoo, junit), not args.pytest_only))
+        if thread:
+            print(f"[test] lane 1 (Odoo's runner) done after {time.time() - t0:.0f} s", flush=True)
+            thread.join()
+            print(
+                f"[test] lane 2 (top-level tests) done after {lane2['seconds']:.0f} s; its output:",
+                flush=True,
+            )
+            if lane2["output"].exists():
+                sys.stdout.write(lane2["output"].read_text(errors="replace"))
+            runs.append((*lane2["run"], False))
+        elif not args.addons_only:
+            runs.append((*run_pytest(db, args.pytest_args, LOG_DIR / f"{db}.junit.xml"), False))
+    finally:
+        if thread and thread.is_alive():  # lane 1 raised: let lane 2 end before dropping its database
+            thread.join()
+        if not args.keep_db:
+            drop_db(db)
+            if parallel:
+                drop_db(top_db)
+    return runs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
     ap.add_argument("--long", action="store_true", help="also run the long forms of load and fault tests")
     ap.add_argument("--test-tags", default="", help="Odoo --test-tags filter")
     ap.add_argument("--addons", help="comma-separated addons to install (default: the five)")
+    ap.add_argument(
+        "--serial", action="store_true", help="one lane: top-level tests after Odoo's, in the same database"
+    )
     ap.add_argument("--addons-only", action="store_true")
     ap.add_argument("--pytest-only", action="store_true")
     ap.add_argument(
@@ -280,35 +383,7 @@ def main():
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     db = f"g2p_test_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}"
     t0 = time.time()
-    runs = []  # (passed, failed, problems, repeated)
-    try:
-        print(f"[test] database {db}", flush=True)
-        if not args.pytest_only:
-            runs.append((*run_odoo_tests(db, args.test_tags, LOG_DIR / f"{db}.log"), False))
-        else:
-            # top-level tests still need the addons installed
-            cmd = odoo_bin() + [
-                "-d",
-                db,
-                "-i",
-                ",".join(ADDONS),
-                "--stop-after-init",
-                "--workers=0",
-                "--http-port",
-                str(free_port()),
-            ]
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        if whole:
-            runs.append((*check_translation_templates(db), False))
-        if pytest_odoo != "none":
-            junit = LOG_DIR / f"{db}.pytest-odoo.junit.xml"
-            # repeated: Odoo's runner counted these tests (unless --pytest-only skipped it)
-            runs.append((*run_pytest_odoo(db, pytest_odoo, junit), not args.pytest_only))
-        if not args.addons_only:
-            runs.append((*run_pytest(db, args.pytest_args, LOG_DIR / f"{db}.junit.xml"), False))
-    finally:
-        if not args.keep_db:
-            drop_db(db)
+    runs = run_lanes(args, db, whole, pytest_odoo, t0)
     passed, failed, problems = final_counts(runs)
     print(f"[test] {time.time() - t0:.0f} s; full Odoo log in {LOG_DIR / (db + '.log')}")
     for pr in problems:

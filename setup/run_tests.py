@@ -153,8 +153,9 @@ def scan_server_logs(log_dir):
 
 
 def install_addons(db):
-    """Install the addons in ``db`` without running tests (for the top-level tests).
-    Raises CalledProcessError when the install fails."""
+    """Install the addons in ``db`` without running tests (for the top-level tests);
+    Odoo's log goes to ``var/test-logs/<db>.install.log``. Raises CalledProcessError
+    when the install fails."""
     cmd = odoo_bin() + [
         "-d",
         db,
@@ -168,8 +169,10 @@ def install_addons(db):
         "--gevent-port",
         str(free_port()),
     ]
-    print(f"[test] installing the addons in {db} for the top-level tests", flush=True)
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=REPO)
+    log_path = LOG_DIR / f"{db}.install.log"
+    print(f"[test] installing the addons in {db} for the top-level tests (log: {log_path})", flush=True)
+    with open(log_path, "w") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
 
 
 def run_pytest(db, extra, junit_path, output=None):

@@ -12,7 +12,6 @@ both approvals waiting on it; then it lets go and both race for the row."""
 import threading
 import time
 import xmlrpc.client
-
 from pathlib import Path
 
 import psycopg2
@@ -63,7 +62,11 @@ def test_two_cycles_approved_at_once_never_exceed_the_program_budget(odoo_server
         rows = world.entitlements(cycle)
         assert len(rows) == HOUSEHOLDS and {r["state"] for r in rows} == {"pending_validation"}
     value = admin.call(
-        "g2p.entitlement.inkind", "read_group", [("cycle_id", "in", cycles)], ["total_amount:sum"], ["cycle_id"]
+        "g2p.entitlement.inkind",
+        "read_group",
+        [("cycle_id", "in", cycles)],
+        ["total_amount:sum"],
+        ["cycle_id"],
     )
     assert sorted(round(g["total_amount"], 2) for g in value) == [HOUSEHOLDS * KG] * 2, value
     admin.call("g2p.program", "write", [world.program_id], {"budget_amount": BUDGET})
@@ -97,7 +100,10 @@ def test_two_cycles_approved_at_once_never_exceed_the_program_budget(odoo_server
         thread.join(180)
     assert not any(thread.is_alive() for thread in threads), "both validators got an answer"
 
-    assert len(answers) == 1 and len(faults) == 1, (answers, {i: f.faultString[:300] for i, f in faults.items()})
+    assert len(answers) == 1 and len(faults) == 1, (
+        answers,
+        {i: f.faultString[:300] for i, f in faults.items()},
+    )
     # the approval that waited failed to serialize on the budget's row and was replayed
     assert serialization_retries(odoo_server) > retries
     (winner,) = answers

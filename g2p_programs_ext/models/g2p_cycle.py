@@ -570,9 +570,7 @@ class G2PCycle(models.Model):
         return sum(
             self.env[model]
             .sudo()
-            .search_count(
-                [("cycle_id", "=", self.id), (self.env[model]._redeemed_quantity_field(), "!=", 0)]
-            )
+            .search_count([("cycle_id", "=", self.id), (self.env[model]._redeemed_quantity_field(), "!=", 0)])
             for model in self._entitlement_models()
         )
 

@@ -116,7 +116,9 @@ class G2PCycle(models.Model):
         self._lock(_("ending: the scheduled action settles its entitlements"))
         cron._trigger(when)
         self._message_log(
-            body=_("End requested: the scheduled action settles the entitlements in batches, then ends the cycle.")
+            body=_(
+                "End requested: the scheduled action settles the entitlements in batches, then ends the cycle."
+            )
         )
 
     def _close_now(self):

@@ -42,8 +42,20 @@ class TestEndCycle(InkindRedemptionCase):
 
     def ledger(self):
         self.env.invalidate_all()
-        return self.env["spp.entitlement.transaction"].sudo().search_read(
-            [], ["transaction_type", "amount", "quantity", "entitlement_id", "inkind_entitlement_id", "reference"]
+        return (
+            self.env["spp.entitlement.transaction"]
+            .sudo()
+            .search_read(
+                [],
+                [
+                    "transaction_type",
+                    "amount",
+                    "quantity",
+                    "entitlement_id",
+                    "inkind_entitlement_id",
+                    "reference",
+                ],
+            )
         )
 
     def states(self, cycle):
@@ -68,14 +80,22 @@ class TestEndCycle(InkindRedemptionCase):
         self.assertEqual(cycle.sudo()._count_open_entitlements(), 0)
         self.assertFalse(self.open_moves(cycle), "a reservation survived the end of the cycle")
         rice = self.rice.with_context(warehouse=self.warehouse.id)
-        self.assertAlmostEqual(rice.virtual_available, rice.qty_available, msg="nothing reserved for the cycle")
+        self.assertAlmostEqual(
+            rice.virtual_available, rice.qty_available, msg="nothing reserved for the cycle"
+        )
 
     def assertRedemptionsRefused(self):
         """After the end: every code is refused with the code of its state."""
-        self.assertRefused("fully_redeemed", self.api_a.redeem, self.ent_a1.code, 1.0, self.point_a.id, "after-1")
-        self.assertRefused("not_approved", self.api_a.redeem, self.ent_a2.code, 1.0, self.point_a.id, "after-2")
+        self.assertRefused(
+            "fully_redeemed", self.api_a.redeem, self.ent_a1.code, 1.0, self.point_a.id, "after-1"
+        )
+        self.assertRefused(
+            "not_approved", self.api_a.redeem, self.ent_a2.code, 1.0, self.point_a.id, "after-2"
+        )
         self.assertRefused("expired", self.api_b.redeem, self.ent_b1.code, 1.0, self.point_b.id, "after-3")
-        self.assertRefused("not_approved", self.api_a.redeem, self.ink_a1.code, 1.0, self.point_a.id, "after-4")
+        self.assertRefused(
+            "not_approved", self.api_a.redeem, self.ink_a1.code, 1.0, self.point_a.id, "after-4"
+        )
         self.assertRefused("not_reversible", self.api_a.reverse, "end-a2", self.point_a.id, "too late")
 
     # ------------------------------------------------------------------
@@ -102,7 +122,8 @@ class TestEndCycle(InkindRedemptionCase):
             },
         )
         self.assertEqual(
-            self.states(self.inkind_cycle), {"House A1": "partially_redeemed", "House B1": "pending_validation"}
+            self.states(self.inkind_cycle),
+            {"House A1": "partially_redeemed", "House B1": "pending_validation"},
         )
         self.assertSettled(self.cycle)
         self.assertSettled(self.inkind_cycle)
@@ -116,7 +137,9 @@ class TestEndCycle(InkindRedemptionCase):
         before = (self.states(self.cycle), self.states(self.inkind_cycle), rice.qty_available)
         self.cron.method_direct_trigger()
         self.env.invalidate_all()
-        self.assertEqual((self.states(self.cycle), self.states(self.inkind_cycle), rice.qty_available), before)
+        self.assertEqual(
+            (self.states(self.cycle), self.states(self.inkind_cycle), rice.qty_available), before
+        )
         self.assertEqual(len(self.inkind_cycle.message_ids), messages)
         with self.assertRaisesRegex(UserError, r"^\[wrong_state\]"):
             self.cycle.with_user(self.approver).action_close()
@@ -150,7 +173,9 @@ class TestEndCycle(InkindRedemptionCase):
             self.assertEqual(cycle.state, "approved", "not settled in the request")
             self.assertTrue(cycle.locked and cycle.end_requested)
         self.assertTrue(self.env["ir.cron.trigger"].sudo().search([("cron_id", "=", self.cron.id)]))
-        self.assertEqual(set(self.states(self.cycle).values()), {"approved", "redeemed", "pending_validation"})
+        self.assertEqual(
+            set(self.states(self.cycle).values()), {"approved", "redeemed", "pending_validation"}
+        )
         with self.assertRaisesRegex(UserError, r"^\[locked\]"):
             self.cycle.with_user(self.approver).mark_ended()
         with self.assertRaisesRegex(UserError, r"^\[locked\]"):
@@ -170,7 +195,9 @@ class TestEndCycle(InkindRedemptionCase):
                 "House B2": "pending_validation",
             },
         )
-        self.assertEqual(self.states(self.inkind_cycle), {"House A1": "partially_redeemed", "House B1": "expired"})
+        self.assertEqual(
+            self.states(self.inkind_cycle), {"House A1": "partially_redeemed", "House B1": "expired"}
+        )
         self.assertSettled(self.cycle)
         self.assertSettled(self.inkind_cycle)
         self.assertEqual(self.ledger(), ledger)
@@ -180,13 +207,17 @@ class TestEndCycle(InkindRedemptionCase):
         yesterday = self.today - timedelta(days=1)
         self.inkind_cycle.sudo().write({"start_date": yesterday - timedelta(days=29), "end_date": yesterday})
         self.cron.method_direct_trigger()
-        self.assertEqual(self.states(self.inkind_cycle), {"House A1": "partially_redeemed", "House B1": "expired"})
+        self.assertEqual(
+            self.states(self.inkind_cycle), {"House A1": "partially_redeemed", "House B1": "expired"}
+        )
         self.assertSettled(self.inkind_cycle)
 
     def test_cancel_cycle_leaves_no_reservation(self):
         """Cancelling a cycle where something was handed out is refused (its
         entitlements would keep their stock); without handouts everything is released."""
-        message = self.assertRefused("has_redemptions", self.inkind_cycle.with_user(self.approver).mark_cancelled)
+        message = self.assertRefused(
+            "has_redemptions", self.inkind_cycle.with_user(self.approver).mark_cancelled
+        )
         self.assertIn("End the cycle instead", message)
         self.assertEqual(self.inkind_cycle.state, "approved")
         self.api_a.reverse("end-rice-a1", self.point_a.id, "handed to the wrong person")

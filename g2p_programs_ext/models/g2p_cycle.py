@@ -513,7 +513,9 @@ class G2PCycle(models.Model):
         """Hook of ``mark_ended()`` (cycles checked by it): settle the cycles' open
         entitlements and end the cycles. Here no addon can settle: refuse
         ``[open_entitlements]`` when there are approved or transferred entitlements, else
-        end. spp_auto_update_entitlements overrides it with the closing.
+        run the addons' settlement work (``_before_end()``: with spp_entitlement_in_kind,
+        post what was handed out and release the rest) and end.
+        spp_auto_update_entitlements overrides it with the closing.
 
         :return: True
         :raise UserError: ``[open_entitlements]``, nothing changed."""
@@ -533,6 +535,7 @@ class G2PCycle(models.Model):
                         ),
                     )
                 )
+        self._before_end()
         self._set_ended()
         return True
 
@@ -622,8 +625,9 @@ class G2PCycle(models.Model):
         return ["g2p.program.entitlement.manager.cash"]
 
     def _before_end(self):
-        """Hook called by a closing (spp_auto_update_entitlements) on cycles whose
-        entitlements were just settled, right before the cycles become ``ended``: does
+        """Hook called by a closing (spp_auto_update_entitlements) and by ``mark_ended``
+        on cycles whose entitlements were just settled, right before the cycles become
+        ``ended``: does
         nothing here; addons extend it with ``super()`` for their own settlement work
         (spp_entitlement_in_kind posts deliveries and releases unredeemed stock). It
         must be idempotent: a closing that was interrupted calls it again.

@@ -240,3 +240,19 @@ class TestEndCycle(InkindRedemptionCase):
         self.assertIn("3 approved or transferred entitlements", message)
         self.assertIn("Close ended cycles", message)
         self.assertEqual(self.cycle.state, "approved")
+
+    def test_without_the_closing_a_settled_cycle_ends_and_keeps_no_stock(self):
+        """g2p_programs_ext's own End cycle, when nothing is open any more: the addons'
+        settlement work still runs (in-kind: what was handed out is posted), so even the
+        rice redeemed in full does not stay reserved."""
+        self.api_a.redeem(self.ink_a1.code, 6.0, self.point_a.id, "end-rice-a1-rest")
+        self.ink_b1.with_user(self.manager).action_cancel()
+        self.assertEqual(self.ink_a1.state, "redeemed")
+        self.assertTrue(
+            self.open_moves(self.inkind_cycle), "the 10 kg handed out are still reserved, not posted"
+        )
+        cycle = self.inkind_cycle.with_user(self.approver)
+        cycle._transition("mark_ended")
+        BaseCycle._settle_and_end(cycle)
+        self.assertEqual(self.inkind_cycle.state, "ended")
+        self.assertFalse(self.open_moves(self.inkind_cycle))

@@ -1,4 +1,4 @@
-"""Closing a cycle while one of its entitlements is being redeemed (its row locked by
+"""Closing (or ending, End cycle) a cycle while one of its entitlements is being redeemed (its row locked by
 another transaction): the closing must leave that entitlement for the next run instead of
 ending the cycle with it still open and its stock still reserved."""
 
@@ -38,5 +38,36 @@ def test_closing_leaves_a_locked_entitlement_for_the_next_run(odoo_server, test_
     # The next run (the scheduled action the first one triggered, or the button) finishes.
     approver.call_void("g2p.cycle", "action_close", [cycle])
     assert admin.call("g2p.cycle", "read", [cycle], ["state"])[0]["state"] == "ended"
+    assert {r["state"] for r in world.entitlements(cycle)} == {"expired"}
+    world.check_stock(cycle)
+
+
+def test_end_cycle_leaves_a_locked_entitlement_to_the_scheduled_action(odoo_server, test_db):
+    """End cycle (``mark_ended``) while an entitlement is being redeemed: the others are
+    settled, the cycle stays open and locked (``end_requested``) instead of ending over
+    it, and the closing's scheduled action ends it once the redemption is over."""
+    world = World(odoo_server.url, test_db, households=4, items=(("Rice", 10.0),))
+    cycle = world.approved_cycle()
+    admin = world.admin
+    rows = world.entitlements(cycle)
+    locked_id = rows[0]["id"]
+    approver = world.as_role("approver")
+    cnx = psycopg2.connect(dbname=test_db)
+    try:
+        cnx.cursor().execute("SELECT id FROM g2p_entitlement_inkind WHERE id = %s FOR UPDATE", [locked_id])
+        approver.call_void("g2p.cycle", "mark_ended", [cycle])
+        state = admin.call("g2p.cycle", "read", [cycle], ["state", "locked", "end_requested"])[0]
+        assert (state["state"], state["locked"], state["end_requested"]) == ("approved", True, True), state
+        states = {r["id"]: r["state"] for r in world.entitlements(cycle)}
+        assert states[locked_id] == "approved", states
+        assert [s for i, s in states.items() if i != locked_id] == ["expired"] * 3, states
+    finally:
+        cnx.rollback()  # the redemption ends (here: without redeeming)
+        cnx.close()
+    # the scheduled action (run now rather than in a minute) finishes and unlocks
+    cron = admin.ref("spp_auto_update_entitlements.ir_cron_close_ended_cycles")
+    admin.call_void("ir.cron", "method_direct_trigger", [cron])
+    state = admin.call("g2p.cycle", "read", [cycle], ["state", "locked", "end_requested"])[0]
+    assert (state["state"], state["locked"], state["end_requested"]) == ("ended", False, False), state
     assert {r["state"] for r in world.entitlements(cycle)} == {"expired"}
     world.check_stock(cycle)

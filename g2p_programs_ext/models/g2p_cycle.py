@@ -34,6 +34,8 @@ CYCLE_TRANSITIONS = {
     "reset_draft": (("to_approve", "cancelled"), "draft", "g2p_programs_ext.group_cycle_approver"),
 }
 BATCH_SIZE = 5000
+# Entitlements that an ended cycle must not keep: redeemable, stock reserved for them.
+OPEN_ENTITLEMENT_STATES = ("approved", "transferred")
 # Set only by the transitions and jobs (as superuser, after their checks).
 CYCLE_LIFECYCLE_FIELDS = frozenset(
     {"state", "locked", "locked_reason", "sequence", "program_id", "approved_by_id", "date_approved"}
@@ -485,15 +487,122 @@ class G2PCycle(models.Model):
         return True
 
     def mark_ended(self):
-        """End approved or distributed cycles. :return: True."""
-        target = self._transition("mark_ended")
-        self.sudo().write({"state": target})
+        """End approved or distributed cycles (the *End cycle* button), settling them
+        first: no entitlement of an ended cycle stays approved or transferred, nor holds
+        stock.
+
+        The settlement is the closing's (``_settle_and_end()``): with
+        spp_auto_update_entitlements installed, each approved or transferred entitlement
+        becomes ``redeemed``, ``partially_redeemed`` or ``expired`` from its transactions,
+        deliveries are posted and unredeemed stock released (``_before_end()``), then the
+        cycle ends with the closing's summary; above the async threshold the cycle is
+        locked and the closing's scheduled action settles it in committed batches, then
+        ends and unlocks it. Without that addon nothing here can settle: a cycle that
+        still has approved or transferred entitlements is refused ``[open_entitlements]``.
+        Draft, pending, rejected and cancelled entitlements stay as they are (no stock is
+        reserved for them; nothing can approve them in an ended cycle).
+
+        :return: True
+        :raise UserError: ``[wrong_state]``, ``[locked]``, ``[open_entitlements]``.
+        :raise AccessError: ``[not_allowed]``, the user is not a cycle approver.
+        """
+        self._transition("mark_ended")
+        return self._settle_and_end()
+
+    def _settle_and_end(self):
+        """Hook of ``mark_ended()`` (cycles checked by it): settle the cycles' open
+        entitlements and end the cycles. Here no addon can settle: refuse
+        ``[open_entitlements]`` when there are approved or transferred entitlements, else
+        run the addons' settlement work (``_before_end()``: with spp_entitlement_in_kind,
+        post what was handed out and release the rest) and end.
+        spp_auto_update_entitlements overrides it with the closing.
+
+        :return: True
+        :raise UserError: ``[open_entitlements]``, nothing changed."""
+        for cycle in self:
+            count = cycle.sudo()._count_open_entitlements()
+            if count:
+                raise UserError(
+                    coded(
+                        "open_entitlements",
+                        _(
+                            "Cycle %(name)s has %(count)s approved or transferred entitlements: they must be "
+                            "settled (redeemed, partially redeemed or expired, stock released) before it "
+                            "ends. The closing does that: install SPP Auto-update Entitlements (its button "
+                            "Close cycle and its scheduled action Close ended cycles), or cancel them.",
+                            name=cycle.name,
+                            count=count,
+                        ),
+                    )
+                )
+        self._before_end()
+        self._set_ended()
         return True
 
+    def _set_ended(self):
+        """Write ``ended`` on cycles whose entitlements are settled (the end of
+        ``mark_ended()`` and of a closing). No check: the callers made them."""
+        self.sudo().write({"state": "ended"})
+
+    def _count_open_entitlements(self):
+        """Open (approved, transferred) entitlements of this cycle, every model. SQL, not
+        ``search_count``: as superuser without record rules (the caller checked rights);
+        flushed first, nothing cached.
+
+        :return: int"""
+        self.ensure_one()
+        total = 0
+        for model in self._entitlement_models():
+            Model = self.env[model]
+            Model.flush_model(["cycle_id", "state"])
+            self.env.cr.execute(
+                SQL(
+                    "SELECT count(*) FROM %s WHERE cycle_id = %s AND state IN %s",
+                    SQL.identifier(Model._table),
+                    self.id,
+                    OPEN_ENTITLEMENT_STATES,
+                )
+            )
+            total += self.env.cr.fetchone()[0]
+        return total
+
+    def _count_redeemed_entitlements(self):
+        """Entitlements of this cycle, every model, with something redeemed (their
+        running redeemed figure not zero, whatever their state). :return: int"""
+        self.ensure_one()
+        return sum(
+            self.env[model]
+            .sudo()
+            .search_count([("cycle_id", "=", self.id), (self.env[model]._redeemed_quantity_field(), "!=", 0)])
+            for model in self._entitlement_models()
+        )
+
     def mark_cancelled(self):
-        """Cancel cycles; their unredeemed entitlements are cancelled (releasing stock).
-        :return: True."""
+        """Cancel cycles; their entitlements still open are cancelled (releasing stock).
+
+        A cycle where something was handed out (an entitlement with a redeemed figure)
+        is refused ``[has_redemptions]``: its handouts cannot be cancelled, and its
+        entitlements would keep their stock; *End cycle* settles it instead.
+
+        :return: True
+        :raise UserError: ``[wrong_state]``, ``[locked]``, ``[has_redemptions]``.
+        :raise AccessError: ``[not_allowed]``, the user is not a cycle approver."""
         target = self._transition("mark_cancelled")
+        for cycle in self:
+            count = cycle._count_redeemed_entitlements()
+            if count:
+                raise UserError(
+                    coded(
+                        "has_redemptions",
+                        _(
+                            "Cycle %(name)s cannot be cancelled: %(count)s of its entitlements were "
+                            "(partly) handed out. End the cycle instead: ending settles them "
+                            "(redeemed, partially redeemed or expired) and releases the stock.",
+                            name=cycle.name,
+                            count=count,
+                        ),
+                    )
+                )
         for model in self._entitlement_models():
             self.env[model]._cycle_cancelled(self)
         self.sudo().write({"state": target})
@@ -516,8 +625,9 @@ class G2PCycle(models.Model):
         return ["g2p.program.entitlement.manager.cash"]
 
     def _before_end(self):
-        """Hook called by a closing (spp_auto_update_entitlements) on cycles whose
-        entitlements were just settled, right before the cycles become ``ended``: does
+        """Hook called by a closing (spp_auto_update_entitlements) and by ``mark_ended``
+        on cycles whose entitlements were just settled, right before the cycles become
+        ``ended``: does
         nothing here; addons extend it with ``super()`` for their own settlement work
         (spp_entitlement_in_kind posts deliveries and releases unredeemed stock). It
         must be idempotent: a closing that was interrupted calls it again.

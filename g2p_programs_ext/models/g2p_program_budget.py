@@ -8,25 +8,17 @@ from .. import input_check
 from ..refusal import coded
 
 
-class G2PProgramBudget(models.Model):
-    """What a program may commit to its beneficiaries, in the program's currency
-    (OpenSPP's Entitlements guide: "Approval ensures ... Budget is available"). At most one
-    per program; none: no check. Approval of entitlements beyond it is refused
-    (``[over_budget]``, see ``g2p.entitlement.base._check_budget``)."""
+class G2PBudgetMixin(models.AbstractModel):
+    """What a budget is, for a program or one cycle: an amount in the program's currency
+    (``currency_id``, given by each budget model), checked on input, never negative. Each
+    budget model names the record it belongs to in ``_budget_owner_field``."""
 
-    _name = "g2p.program.budget"
-    _description = "Program budget"
-    _check_company_auto = True
+    _name = "g2p.budget.mixin"
+    _description = "Budget (program or cycle)"
+    _budget_owner_field = None
 
-    program_id = fields.Many2one("g2p.program", required=True, index=True, ondelete="cascade")
-    company_id = fields.Many2one(related="program_id.company_id", store=True)
-    currency_id = fields.Many2one(related="program_id.currency_id")
+    currency_id = fields.Many2one("res.currency")
     amount = fields.Monetary(currency_field="currency_id", required=True, help="In the program's currency.")
-    note = fields.Char()
-
-    _sql_constraints = [
-        ("program_uniq", "unique(program_id)", "A program has one budget."),
-    ]
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -48,7 +40,29 @@ class G2PProgramBudget(models.Model):
 
     def _compute_display_name(self):
         for budget in self:
-            budget.display_name = _("Budget of %s", budget.program_id.name)
+            budget.display_name = _("Budget of %s", budget[self._budget_owner_field].name)
+
+
+class G2PProgramBudget(models.Model):
+    """What a program may commit to its beneficiaries, in the program's currency
+    (OpenSPP's Entitlements guide: "Approval ensures ... Budget is available"). At most one
+    per program; none: no check. Approval of entitlements beyond it is refused
+    (``[over_budget]``, see ``g2p.entitlement.base._check_budget``)."""
+
+    _name = "g2p.program.budget"
+    _inherit = "g2p.budget.mixin"
+    _description = "Program budget"
+    _check_company_auto = True
+    _budget_owner_field = "program_id"
+
+    program_id = fields.Many2one("g2p.program", required=True, index=True, ondelete="cascade")
+    company_id = fields.Many2one(related="program_id.company_id", store=True)
+    currency_id = fields.Many2one(related="program_id.currency_id")
+    note = fields.Char()
+
+    _sql_constraints = [
+        ("program_uniq", "unique(program_id)", "A program has one budget."),
+    ]
 
     # ------------------------------------------------------------------
     # Sums and locks (shared with g2p.cycle.budget and the cycle's dashboard)
@@ -154,40 +168,19 @@ class G2PCycleBudget(models.Model):
     program's budget (both are checked when both exist)."""
 
     _name = "g2p.cycle.budget"
+    _inherit = "g2p.budget.mixin"
     _description = "Cycle budget"
     _check_company_auto = True
+    _budget_owner_field = "cycle_id"
 
     cycle_id = fields.Many2one("g2p.cycle", required=True, index=True, ondelete="cascade")
     program_id = fields.Many2one(related="cycle_id.program_id", store=True)
     company_id = fields.Many2one(related="cycle_id.company_id", store=True)
     currency_id = fields.Many2one(related="cycle_id.program_id.currency_id")
-    amount = fields.Monetary(currency_field="currency_id", required=True, help="In the program's currency.")
 
     _sql_constraints = [
         ("cycle_uniq", "unique(cycle_id)", "A cycle has one budget."),
     ]
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        for vals in vals_list:
-            input_check.check_vals(self, vals)
-        return super().create(vals_list)
-
-    def write(self, vals):
-        input_check.check_vals(self, vals)
-        return super().write(vals)
-
-    @api.constrains("amount")
-    def _check_amount(self):
-        for budget in self:
-            if budget.amount < 0:
-                raise ValidationError(
-                    coded("bad_value", _("A budget cannot be negative (%s given).", budget.amount))
-                )
-
-    def _compute_display_name(self):
-        for budget in self:
-            budget.display_name = _("Budget of %s", budget.cycle_id.name)
 
 
 class G2PProgram(models.Model):

@@ -4,6 +4,7 @@ from datetime import timedelta
 from markupsafe import Markup
 
 from odoo import _, api, fields, models
+from odoo.addons.g2p_programs_ext.models.g2p_cycle import OPEN_ENTITLEMENT_STATES
 from odoo.addons.g2p_programs_ext.refusal import coded
 from odoo.exceptions import UserError
 from odoo.tools import SQL
@@ -14,11 +15,31 @@ BATCH_SIZE = 5000
 # When the only open entitlements left are being redeemed right now (row locked), the
 # closing tries again this much later instead of spinning on them.
 LOCKED_RETRY = timedelta(minutes=1)
-OPEN_STATES = ("approved", "transferred")
+OPEN_STATES = OPEN_ENTITLEMENT_STATES
 
 
 class G2PCycle(models.Model):
     _inherit = "g2p.cycle"
+
+    end_requested = fields.Boolean(
+        readonly=True,
+        copy=False,
+        help="End cycle was asked while its entitlements could not all be settled at once (more "
+        "than the async threshold, or some being redeemed right now): the scheduled action Close "
+        "ended cycles settles them in batches and ends the cycle, which stays locked until then.",
+    )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not self.env.su and any(vals.get("end_requested") for vals in vals_list):
+            self._check_lifecycle_vals(["end_requested"])
+        return super().create(vals_list)
+
+    def write(self, vals):
+        # set by mark_ended only: the flag makes the scheduled action end the cycle
+        if not self.env.su and "end_requested" in vals:
+            self._check_lifecycle_vals(["end_requested"])
+        return super().write(vals)
 
     # ------------------------------------------------------------------
     # Public
@@ -59,10 +80,7 @@ class G2PCycle(models.Model):
                 cron._trigger()
                 cycle._message_log(body=_("Closing requested: the scheduled action closes it in batches."))
                 continue
-            done = cycle._close_batch(BATCH_SIZE)
-            while done is False:
-                done = cycle._close_batch(BATCH_SIZE)
-            if done is None:
+            if cycle._close_now() is None:
                 cron._trigger(fields.Datetime.now() + LOCKED_RETRY)
                 cycle._message_log(
                     body=_(
@@ -72,18 +90,76 @@ class G2PCycle(models.Model):
                 )
         return True
 
+    def _settle_and_end(self):
+        """``mark_ended()`` (End cycle) settles through the closing: the same batches,
+        hooks and summary as ``action_close`` and the scheduled action, whatever the end
+        date. A cycle with no more open entitlements than the async threshold is settled
+        and ended in this transaction. A larger one (or one whose last open entitlements
+        are being redeemed right now) is locked and flagged ``end_requested``; the
+        scheduled action then settles it in committed batches, ends and unlocks it.
+
+        :return: True"""
+        cron = self.env.ref("spp_auto_update_entitlements.ir_cron_close_ended_cycles")
+        for cycle in self.sudo():
+            if cycle._count_open_entitlements() > cycle.program_id._async_threshold():
+                cycle._request_end(cron, fields.Datetime.now())
+                continue
+            if cycle._close_now() is None:
+                cycle._request_end(cron, fields.Datetime.now() + LOCKED_RETRY)
+        return True
+
+    def _request_end(self, cron, when):
+        """Lock the cycle and leave its settlement and end to the scheduled action
+        (triggered at ``when``)."""
+        self.ensure_one()
+        self.write({"end_requested": True})
+        self._lock(_("ending: the scheduled action settles its entitlements"))
+        cron._trigger(when)
+        self._message_log(
+            body=_(
+                "End requested: the scheduled action settles the entitlements in batches, then ends the cycle."
+            )
+        )
+
+    def _close_now(self):
+        """Settle and end this cycle in batches in this transaction. :return: as ``_close_batch``
+        (True ended, None: only entitlements being redeemed right now are left)."""
+        done = self._close_batch(BATCH_SIZE)
+        while done is False:
+            done = self._close_batch(BATCH_SIZE)
+        return done
+
+    def _set_ended(self):
+        """Also clear an end request and the lock it set."""
+        requested = self.filtered("end_requested")
+        result = super()._set_ended()
+        if requested:
+            requested.sudo().write({"end_requested": False, "locked": False, "locked_reason": False})
+        return result
+
     # ------------------------------------------------------------------
     # Scheduled action
     # ------------------------------------------------------------------
     @api.model
     def _cron_close_ended_cycles(self, batch_size=BATCH_SIZE):
         """Close, one batch of ``batch_size`` entitlements per run, the approved or
-        distributed cycles whose end date is before today. Each run is its own
+        distributed cycles whose end date is before today, and those whose end was
+        requested (``mark_ended``, ``end_requested``); other locked cycles wait. Each run is its own
         transaction: when more remains, the cron triggers itself again, so a run that is
         killed loses only its own batch and the next run goes on from there. Running it
         when nothing is left changes nothing. :return: True"""
         today = fields.Date.context_today(self)
-        cycles = self.sudo().search([("state", "in", ("approved", "distributed")), ("end_date", "<", today)])
+        cycles = self.sudo().search(
+            [
+                ("state", "in", ("approved", "distributed")),
+                "|",
+                ("end_date", "<", today),
+                ("end_requested", "=", True),
+                "|",
+                ("locked", "=", False),
+                ("end_requested", "=", True),
+            ]
+        )
         cron = self.env.ref("spp_auto_update_entitlements.ir_cron_close_ended_cycles")
         for cycle in cycles:
             done = cycle._close_batch(batch_size)
@@ -97,26 +173,6 @@ class G2PCycle(models.Model):
     # ------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------
-    def _count_open_entitlements(self):
-        """Open (approved, transferred) entitlements of this cycle, every model. SQL, not
-        ``search_count``: as superuser without record rules (the caller checked rights);
-        flushed first, nothing cached."""
-        self.ensure_one()
-        total = 0
-        for model in self._entitlement_models():
-            Model = self.env[model]
-            Model.flush_model(["cycle_id", "state"])
-            self.env.cr.execute(
-                SQL(
-                    "SELECT count(*) FROM %s WHERE cycle_id = %s AND state IN %s",
-                    SQL.identifier(Model._table),
-                    self.id,
-                    OPEN_STATES,
-                )
-            )
-            total += self.env.cr.fetchone()[0]
-        return total
-
     def _has_open_besides(self, Model, ids):
         """Whether this cycle has open entitlements of ``Model`` other than ``ids`` (rows
         that ``SKIP LOCKED`` passed over: being redeemed right now)."""
@@ -178,7 +234,7 @@ class G2PCycle(models.Model):
         # each an aggregate over the whole cycle, about 0.3 s at 100,000). Idempotent: a
         # rerun after an interruption changes nothing.
         self._before_end()
-        self.sudo().mark_ended()
+        self._set_ended()
         self._post_closing_summary()
         return True
 

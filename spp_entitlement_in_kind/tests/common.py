@@ -1,4 +1,5 @@
 from odoo.addons.g2p_programs_ext.tests.common import G2PCommon
+from odoo.addons.mail.tests.common import mail_new_test_user
 
 
 class InkindCommon(G2PCommon):
@@ -50,6 +51,15 @@ class InkindCommon(G2PCommon):
             {"name": "Alpha school", "code": "IK-A", "warehouse_id": cls.wh_north.id}
         )
         cls.sp_b = cls.env["spp.service.point"].create({"name": "Beta clinic", "code": "IK-B"})
+        # their agents, who hand out (the real redemption API)
+        cls.agent_a = mail_new_test_user(
+            cls.env, login="ik_agent_a", groups="spp_service_points.group_service_point_agent", name="Agent A"
+        )
+        cls.agent_b = mail_new_test_user(
+            cls.env, login="ik_agent_b", groups="spp_service_points.group_service_point_agent", name="Agent B"
+        )
+        cls.sp_a.user_ids = cls.agent_a
+        cls.sp_b.user_ids = cls.agent_b
         cls.h1, _m = cls.make_household("H1", [{}, {}, {}])
         cls.h2, _m = cls.make_household("H2", [{}])
         cls.h3, _m = cls.make_household("H3", [{} for _i in range(5)])
@@ -150,21 +160,50 @@ class InkindCommon(G2PCommon):
     def open_moves(self, cycle):
         return self.delivery_moves(cycle).filtered(lambda m: m.state not in ("done", "cancel"))
 
-    @staticmethod
-    def redeem(entitlement, quantity):
-        """What the transactions addon does on a redemption: quantity_redeemed grows
-        (under a row lock) and a full redemption sets ``redeemed`` at once."""
-        entitlement = entitlement.sudo()
-        redeemed = entitlement.quantity_redeemed + quantity
-        entitlement.write({"quantity_redeemed": redeemed})
-        if redeemed >= entitlement.quantity:
-            entitlement._set_state(entitlement._check_transition("redeem"))
+    def agent(self, point):
+        """The agent of ``point`` (a real user with the agent group, serving it)."""
+        return {self.sp_a: self.agent_a, self.sp_b: self.agent_b}[point]
 
-    @staticmethod
-    def reverse(entitlement, quantity):
-        """What the transactions addon does on a reversal: the balance comes back and a
-        redeemed entitlement is approved again."""
-        entitlement = entitlement.sudo()
-        entitlement.write({"quantity_redeemed": entitlement.quantity_redeemed - quantity})
-        if entitlement.state == "redeemed":
-            entitlement._set_state(entitlement._check_transition("reverse"))
+    def redeem(self, entitlement, quantity):
+        """Hand out ``quantity`` (in the entitlement's unit) as an agent of its service
+        point does: the real ``spp.entitlement.transaction.redeem``. :return: the reference."""
+        self._references = getattr(self, "_references", 0) + 1
+        reference = "IK-%s-%s" % (entitlement.id, self._references)
+        point = entitlement.service_point_id
+        self.env["spp.entitlement.transaction"].with_user(self.agent(point)).redeem(
+            entitlement.code, quantity, point.id, reference
+        )
+        entitlement.invalidate_recordset()
+        return reference
+
+    def reverse(self, entitlement, quantity):
+        """Undo, with the real ``reverse``, the last redemption of ``quantity`` (the
+        entitlement's unit) of ``entitlement`` that is not reversed yet."""
+        redemption = (
+            self.env["spp.entitlement.transaction"]
+            .sudo()
+            .search(
+                [
+                    ("inkind_entitlement_id", "=", entitlement.id),
+                    ("transaction_type", "=", "redemption"),
+                    ("is_reversed", "=", False),
+                ],
+                order="id desc",
+            )
+            .filtered(lambda t: abs(t.quantity - quantity) < 1e-9)[:1]
+        )
+        self.assertTrue(redemption, "a redemption of %s to reverse" % quantity)
+        point = redemption.service_point_id
+        self.env["spp.entitlement.transaction"].with_user(self.agent(point)).reverse(
+            redemption.reference, point.id, "handed out by mistake"
+        )
+        entitlement.invalidate_recordset()
+
+    def end_cycle(self, cycle):
+        """End ``cycle`` as its approver does (*End cycle*): with the closing addon
+        installed it settles the cycle (spp_entitlement_in_kind's ``_before_end`` posts
+        and releases); this addon does not depend on it."""
+        if "end_requested" not in self.env["g2p.cycle"]._fields:
+            self.skipTest("spp_auto_update_entitlements (the closing) is not installed")
+        cycle.with_user(self.approver).mark_ended()
+        self.env.invalidate_all()

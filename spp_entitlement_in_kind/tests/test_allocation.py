@@ -96,7 +96,8 @@ class TestAllocation(InkindCommon):
         rice_a = self.allocation(cycle, self.rice, self.sp_a)
         e1 = self.entitlement(cycle, self.h1, self.rice)
         e2 = self.entitlement(cycle, self.h2, self.rice)
-        self.redeem(e1, 7500.0)
+        self.redeem(e1, 2000.0)  # two handouts: the first is reversed below
+        self.redeem(e1, 5500.0)
         self.redeem(e2, 1000.0)
         cycle.with_user(self.approver).action_post_deliveries()
         self.assertEqual(len(rice_a.move_ids), 2, "one posting: a done move and its remainder")

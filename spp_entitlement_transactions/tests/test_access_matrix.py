@@ -664,7 +664,8 @@ class TestAccessMatrix(InkindRedemptionCase):
             ("g2p.cycle", "approve"): lambda: submitted(self.draft_cycle).approve(),
             ("g2p.cycle", "mark_distributed"): lambda: self.cycle.with_user(user).mark_distributed(),
             ("g2p.cycle", "mark_ended"): lambda: self.cycle.with_user(user).mark_ended(),
-            ("g2p.cycle", "mark_cancelled"): lambda: self.cycle.with_user(user).mark_cancelled(),
+            # a cycle where nothing was handed out (one with handouts is ended, not cancelled)
+            ("g2p.cycle", "mark_cancelled"): lambda: pending_cycle().with_user(user).mark_cancelled(),
             ("g2p.cycle", "reset_draft"): lambda: submitted(self.draft_cycle).reset_draft(),
             ("g2p.cycle", "action_close"): lambda: past_cycle().action_close(),
             ("g2p.cycle", "action_post_deliveries"): lambda: self.inkind_cycle.with_user(

@@ -252,7 +252,7 @@ class TestRedeem(RedemptionCase):
         )
 
     def test_not_approved(self):
-        self.ent_a2.sudo()._set_state("cancelled")
+        self.ent_a2.with_user(self.manager).action_cancel()
         self.assertRefused(
             "not_approved",
             self.api(self.agent_a).redeem,
@@ -264,6 +264,8 @@ class TestRedeem(RedemptionCase):
         )
 
     def test_transferred_can_be_redeemed(self):
+        # No public action of the suite sets ``transferred`` (the state is OpenSPP's
+        # trans2FSP, kept for entitlements coming from there): set as such data arrives.
         self.ent_a2.sudo()._set_state("transferred")
         answer = self.api(self.agent_a).redeem(self.ent_a2.code, 100, self.point_a.id, "T-1")
         self.assertEqual(answer["state"], "redeemed")

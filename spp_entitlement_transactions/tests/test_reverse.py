@@ -91,10 +91,11 @@ class TestReverse(RedemptionCase):
                     "bad_reason", agent.reverse, "RF-1", self.point_a.id, bad, exception=ValidationError
                 )
 
-    def test_closed_entitlement_not_reversible(self):
+    def test_cancelled_entitlement_not_reversible(self):
         agent = self.api(self.agent_a)
         agent.redeem(self.ent_a1.code, 40, self.point_a.id, "CL-1")
-        self.ent_a1.sudo()._set_state("partially_redeemed")  # what closing the cycle does
+        self.ent_a1.with_user(self.manager).action_cancel()  # its cycle stays approved
+        self.assertEqual(self.ent_a1.state, "cancelled")
         self.assertRefused(
             "not_reversible", agent.reverse, "CL-1", self.point_a.id, "late", exception=UserError
         )
@@ -103,7 +104,11 @@ class TestReverse(RedemptionCase):
         agent = self.api(self.agent_a)
         agent.redeem(self.ent_a1.code, 100, self.point_a.id, "END-1")
         self.assertEqual(self.ent_a1.state, "redeemed")
-        self.cycle.sudo().write({"state": "ended"})  # what closing the cycle does
+        # End cycle as the approver does (the closing settles the cycle; without the
+        # closing addon End cycle needs no open entitlement: the others are cancelled)
+        (self.ent_a2 | self.ent_b1 | self.ent_b2).with_user(self.manager).action_cancel()
+        self.cycle.with_user(self.approver).mark_ended()
+        self.assertEqual(self.cycle.state, "ended")
         self.assertRefused(
             "not_reversible", agent.reverse, "END-1", self.point_a.id, "late", exception=UserError
         )

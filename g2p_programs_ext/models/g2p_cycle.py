@@ -385,6 +385,31 @@ class G2PCycle(models.Model):
     # ------------------------------------------------------------------
     # Locking (jobs)
     # ------------------------------------------------------------------
+    @api.model
+    def _lock_rows(self, cycle_ids=None, touch=True):
+        """Serialize work on cycles: lock the rows of ``cycle_ids`` (g2p.cycle ids;
+        default ``self``) ``FOR UPDATE``, in id order so that two callers never deadlock.
+        With ``touch`` the rows are also touched (a no-op UPDATE), so that a transaction
+        that waited for the lock, whose snapshot is older, fails to serialize and is
+        retried by Odoo with a fresh one: it then sees what the first one did (stock is
+        never reserved or posted twice, entitlements never approved twice). That failure
+        is expected, hence not logged as a bad query.
+
+        :return: None"""
+        ids = sorted(self.ids if cycle_ids is None else cycle_ids)
+        if not ids:
+            return
+        # Raw SQL: the ORM has no row lock; the no-op UPDATE changes no value (no cache to keep).
+        self.env.cr.execute(
+            SQL("SELECT id FROM g2p_cycle WHERE id = ANY(%s) ORDER BY id FOR UPDATE", ids),
+            log_exceptions=False,
+        )
+        if touch:
+            self.env.cr.execute(
+                SQL("UPDATE g2p_cycle SET write_uid = write_uid WHERE id = ANY(%s)", ids),
+                log_exceptions=False,
+            )
+
     def _lock(self, reason):
         self.sudo().write({"locked": True, "locked_reason": reason})
 
@@ -587,11 +612,8 @@ class G2PCycle(models.Model):
                 )
             )
         # Serialize concurrent calls on the cycle row: the second one waits, then fails
-        # to serialize and is retried by Odoo, seeing what the first one created (an
-        # expected outcome, hence not logged as a bad query).
-        self.env.cr.execute(
-            SQL("SELECT id FROM g2p_cycle WHERE id = %s FOR UPDATE", self.id), log_exceptions=False
-        )
+        # to serialize and is retried by Odoo, seeing what the first one created.
+        self._lock_rows(touch=False)
         partner_ids = self._member_ids()
         if len(partner_ids) > self.program_id._async_threshold():
             self._lock(_("preparing entitlements"))

@@ -172,7 +172,7 @@ class G2PInkindAllocation(models.Model):
         if not entitlements:
             return self.browse()
         # first of all: two approvals of one cycle must not both reserve
-        self._lock_cycles(entitlements._cycles().ids)
+        self.env["g2p.cycle"]._lock_rows(entitlements._cycles().ids)
         rows = self._stock_managed(entitlements.ids)
         if not rows:
             return self.browse()
@@ -223,7 +223,7 @@ class G2PInkindAllocation(models.Model):
         )
         allocations = self.browse([allocation.id for (allocation,) in groups])
         if allocations:
-            self._lock_cycles(allocations.cycle_id.ids)
+            self.env["g2p.cycle"]._lock_rows(allocations.cycle_id.ids)
             allocations._action_launch_stock_rule(count_closed=entitlements.ids)
         return allocations
 
@@ -236,7 +236,7 @@ class G2PInkindAllocation(models.Model):
         :return: True"""
         cycle_ids = sorted(cycle_ids)
         if cycle_ids:
-            self._lock_cycles(cycle_ids)
+            self.env["g2p.cycle"]._lock_rows(cycle_ids)
             self.search([("cycle_id", "in", cycle_ids)])._action_launch_stock_rule()
         return True
 
@@ -248,7 +248,7 @@ class G2PInkindAllocation(models.Model):
         cycle_ids = sorted(cycle_ids)
         if not cycle_ids:
             return {"delivered": 0, "returned": 0}
-        self._lock_cycles(cycle_ids)
+        self.env["g2p.cycle"]._lock_rows(cycle_ids)
         return self.search([("cycle_id", "in", cycle_ids)])._post_deliveries()
 
     # ------------------------------------------------------------------
@@ -684,23 +684,6 @@ class G2PInkindAllocation(models.Model):
     # ------------------------------------------------------------------
     # Shared helpers
     # ------------------------------------------------------------------
-    @api.model
-    def _lock_cycles(self, cycle_ids):
-        """Serialize the stock work of cycles: approvals, releases and postings of one
-        cycle wait for each other. The row is also touched so that the one that waited,
-        whose snapshot is older, fails to serialize and is retried by Odoo with a fresh
-        one: it then sees what the first did, and stock is never reserved or posted twice."""
-        # Raw SQL: the ORM has no row lock; the no-op UPDATE changes no value (no cache to keep).
-        ids = sorted(cycle_ids)
-        # the one that waited fails to serialize here: expected and retried, so not logged as a bad query
-        self.env.cr.execute(
-            SQL("SELECT id FROM g2p_cycle WHERE id = ANY(%s) ORDER BY id FOR UPDATE", ids),
-            log_exceptions=False,
-        )
-        self.env.cr.execute(
-            SQL("UPDATE g2p_cycle SET write_uid = write_uid WHERE id = ANY(%s)", ids), log_exceptions=False
-        )
-
     @api.model
     def _customer_location(self):
         """The customers location (stock.location), where deliveries go."""

@@ -537,6 +537,11 @@ class G2PEntitlementBase(models.AbstractModel):
     def _before_approve(self):
         """Called after every check and before the state changes (in-kind: stock)."""
 
+    def _check_before_approve(self):
+        """Refuse, writing nothing, what :meth:`_before_approve` would refuse for all of
+        ``self`` (in-kind: the stock check). Called for a whole cycle before its approval
+        runs as jobs, so that a shortage refuses everything before any job."""
+
     def _release(self):
         """Called when approved entitlements are rejected, cancelled or expired (in-kind: stock)."""
 
@@ -583,6 +588,20 @@ class G2PEntitlementBase(models.AbstractModel):
         self.check_access_rule("read")
         if not self:
             return True
+        target = self._check_approval()
+        records = self.sudo().with_context(tracking_disable=True)
+        records._check_budget()
+        records._approve_checked(target)
+        return True
+
+    def _check_approval(self, in_job=False):
+        """Every check of :meth:`approve_entitlement` on ``self`` (the user's recordset)
+        but the budget: state, cycle approved and (unless ``in_job``: the cycle's own
+        approval jobs run while it is locked) not locked, validation groups, segregation
+        of duties. Writes nothing.
+
+        :return: the target state
+        :raise UserError, AccessError: as :meth:`approve_entitlement`."""
         records = self.sudo().with_context(tracking_disable=True)
         target = records._check_transition("approve")
         cycles = records._cycles()
@@ -599,14 +618,21 @@ class G2PEntitlementBase(models.AbstractModel):
                     ),
                 )
             )
-        cycles._check_unlocked()
+        if not in_job:
+            cycles._check_unlocked()
         self._check_in_validation_groups(superuser_too=True)
         self._check_segregation()
-        records._check_budget()
-        records._before_approve()
-        records._approve_with_codes(target)
-        records._log_on_cycles(_("Approved by %s", self.env.user.name))
-        return True
+        return target
+
+    def _approve_checked(self, target, log=True):
+        """Approve ``self`` (sudo, checked by :meth:`_check_approval` and
+        :meth:`_check_budget`): the model's work before (in-kind: reserve the stock),
+        then ``target``, the ERNs, who and when, one UPDATE per slice; with ``log``, one
+        message per cycle."""
+        self._before_approve()
+        self._approve_with_codes(target)
+        if log:
+            self._log_on_cycles(_("Approved by %s", self.env.user.name))
 
     def action_submit(self):
         """Submit draft entitlements for approval (OpenSPP's *Submit for approval*): each
@@ -837,10 +863,18 @@ class G2PEntitlementBase(models.AbstractModel):
 
         :raise UserError: ``[over_budget]`` naming the budget, the committed and the asked
             amounts (in the program's currency). Nothing changes."""
-        if not self:
-            return
+        if self:
+            self._check_budget_for({self._name: self.ids})
+
+    @api.model
+    def _check_budget_for(self, ids_by_model):
+        """:meth:`_check_budget` for entitlements of several models at once
+        (``ids_by_model``: {entitlement model name: ids}), e.g. a whole cycle's cash and
+        in-kind entitlements before its approval jobs.
+
+        :raise UserError: ``[over_budget]``, as :meth:`_check_budget`."""
         Budget = self.env["g2p.program.budget"].sudo()
-        asked_program, asked_cycle = Budget._sums(ids_by_model={self._name: self.ids})
+        asked_program, asked_cycle = Budget._sums(ids_by_model=ids_by_model)
         budgets = Budget._lock_budgets(list(asked_program), list(asked_cycle))
         if not budgets:
             return

@@ -165,6 +165,12 @@ class G2PEntitlementInkind(models.Model):
         self.env["g2p.inkind.stock"].sudo()._reserve(self.sudo())
         return res
 
+    def _check_before_approve(self):
+        """Refuse the approval of ``self`` when stock cannot cover it (writing nothing)."""
+        res = super()._check_before_approve()
+        self.env["g2p.inkind.stock"].sudo()._check(self.sudo())
+        return res
+
     def _release(self):
         """Give back the stock of approved entitlements about to be rejected, cancelled,
         expired or closed: what they will never take (quantity − quantity redeemed).

@@ -173,9 +173,27 @@ class G2PInkindAllocation(models.Model):
             return self.browse()
         # first of all: two approvals of one cycle must not both reserve
         self.env["g2p.cycle"]._lock_rows(entitlements._cycles().ids)
-        rows = self._stock_managed(entitlements.ids)
+        rows = self._check_entitlements_stock(entitlements)
         if not rows:
             return self.browse()
+        allocations = self._assign_entitlements([r for r in rows if not r["allocation_id"]])
+        allocations |= self.browse({r["allocation_id"] for r in rows if r["allocation_id"]})
+        open_moves = allocations._action_launch_stock_rule(count_open=entitlements.ids)
+        self._check_reserved(open_moves)
+        return allocations
+
+    @api.model
+    def _check_entitlements_stock(self, entitlements):
+        """The checks of :meth:`_reserve_entitlements`, writing nothing: every
+        stock-managed entitlement of ``entitlements`` (g2p.entitlement.inkind, pending)
+        has a warehouse, and the free stock covers their needs summed per (warehouse,
+        product). Also run alone on a whole cycle before its approval jobs.
+
+        :return: list of dicts, the stock-managed entitlements (see :meth:`_stock_managed`)
+        :raise UserError: ``[no_warehouse]``, ``[out_of_stock]`` as :meth:`_reserve_entitlements`."""
+        rows = self._stock_managed(entitlements.ids)
+        if not rows:
+            return rows
         missing = [r for r in rows if not r["allocation_id"] and not r["warehouse_id"]]
         if missing:
             entitlement = entitlements.browse(missing[0]["id"])
@@ -202,11 +220,7 @@ class G2PInkindAllocation(models.Model):
         shortages = self._shortages(needs)
         if shortages:
             raise UserError(self._shortage_message(shortages))
-        allocations = self._assign_entitlements([r for r in rows if not r["allocation_id"]])
-        allocations |= self.browse({r["allocation_id"] for r in rows if r["allocation_id"]})
-        open_moves = allocations._action_launch_stock_rule(count_open=entitlements.ids)
-        self._check_reserved(open_moves)
-        return allocations
+        return rows
 
     @api.model
     def _release_entitlements(self, entitlements):

@@ -23,6 +23,14 @@ class G2PInkindStock(models.AbstractModel):
         return self.env["g2p.inkind.allocation"]._reserve_entitlements(entitlements)
 
     @api.model
+    def _check(self, entitlements):
+        """Refuse, writing nothing, what :meth:`_reserve` would refuse for
+        ``entitlements`` (g2p.entitlement.inkind about to be approved): no warehouse, or
+        stock short. :return: None
+        :raise UserError: ``[no_warehouse]``, ``[out_of_stock]``."""
+        self.env["g2p.inkind.allocation"]._check_entitlements_stock(entitlements)
+
+    @api.model
     def _release(self, entitlements):
         """Give back what ``entitlements`` (g2p.entitlement.inkind about to be rejected,
         cancelled, expired or closed) will never take.

@@ -112,6 +112,20 @@ def run(repo, db, cycle_id, profile_dir=None):
 
     registry = odoo.modules.registry.Registry(db)
     figures = {}
+    statements = {}  # with G2P_AB_SQL=1: seconds per statement shape, per phase
+    if os.environ.get("G2P_AB_SQL"):
+        original = odoo.sql_db.Cursor.execute
+
+        def execute(cr, query, params=None, log_exceptions=True):
+            t0 = time.perf_counter()
+            try:
+                return original(cr, query, params, log_exceptions)
+            finally:
+                text = query.code if hasattr(query, "code") else str(query)
+                key = (figures.get("_phase", "?"), " ".join(text.split())[:90])
+                statements[key] = statements.get(key, 0.0) + time.perf_counter() - t0
+
+        odoo.sql_db.Cursor.execute = execute
 
     def timed(name, function):
         profiler = None
@@ -141,7 +155,9 @@ def run(repo, db, cycle_id, profile_dir=None):
             cr.commit()
             return approved
 
+        figures["_phase"] = "approval"
         figures["approved"] = timed("approval", approve)
+        figures["_phase"] = "closing"
         cr.execute(
             "UPDATE g2p_cycle SET end_date = %s WHERE id = %s", [date.today() - timedelta(days=1), cycle_id]
         )
@@ -163,6 +179,10 @@ def run(repo, db, cycle_id, profile_dir=None):
             [cycle_id],
         )
         figures["expired"] = cr.fetchone()[0]
+    figures.pop("_phase")
+    if statements:
+        top = sorted(statements.items(), key=lambda kv: -kv[1])[:25]
+        figures["statements"] = [[phase, round(seconds, 3), text] for (phase, text), seconds in top]
     return figures
 
 
@@ -230,6 +250,8 @@ def main():
                 f"rep {rep + 1} {name}: approval {figures['approval']:.2f} s ({figures['approved']} entitlements), "
                 f"closing {figures['closing']:.2f} s ({figures['expired']} expired); load {load():.2f}"
             )
+            for phase, seconds, text in figures.get("statements", []):
+                say(f"    {name} {phase} {seconds:7.3f} s  {text}")
             if profile == "-":
                 results[name].append(figures)
     say(f"load average at end: {load():.2f}")

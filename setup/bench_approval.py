@@ -257,9 +257,13 @@ def main():
     say(f"load average at end: {load():.2f}")
     for phase in ("approval", "closing"):
         medians = {name: statistics.median(f[phase] for f in results[name]) for name in versions}
+        # each repetition's new/old ratio: old and new ran back to back, under about the same load
+        paired = statistics.median(
+            n[phase] / o[phase] for o, n in zip(results["old"], results["new"], strict=True)
+        )
         say(
             f"{phase}: median old {medians['old']:.2f} s, new {medians['new']:.2f} s, "
-            f"new/old {medians['new'] / medians['old']:.2f}x "
+            f"new/old {medians['new'] / medians['old']:.2f}x, median of the paired ratios {paired:.2f}x "
             f"(old {sorted(round(f[phase], 2) for f in results['old'])}, "
             f"new {sorted(round(f[phase], 2) for f in results['new'])})"
         )

@@ -640,9 +640,10 @@ class G2PEntitlementBase(models.AbstractModel):
 
     def _approve_checked(self, target, log=True):
         """Approve ``self`` (sudo, checked by :meth:`_check_approval` and
-        :meth:`_check_budget`): the model's work before (in-kind: reserve the stock),
-        then ``target``, the ERNs, who and when, one UPDATE per slice; with ``log``, one
-        message per cycle."""
+        :meth:`_check_budget`): :meth:`_before_approve`, then ``target``, the ERNs, who
+        and when and :meth:`_approval_values` in one UPDATE per slice (in-kind: the
+        stock checked and the allocations), then :meth:`_after_approve` (in-kind: the
+        reservation); with ``log``, one message per cycle."""
         self._before_approve()
         self._approve_with_codes(target, self._approval_values())
         self._after_approve()

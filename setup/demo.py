@@ -779,6 +779,7 @@ def run_cycle(url, args, registry, paths, steps, today):
             receive(admin, shortfall["warehouse"], shortfall["product"], qty)
             received[(shortfall["warehouse"], SHORT_PRODUCT)] += qty
         validator.call("g2p.cycle", "validate_entitlement", [cycle])
+        validator.wait_unlocked("g2p.cycle", cycle)  # above the threshold: approval jobs
         admin.call("g2p.cycle", "mark_distributed", [cycle])
         # what the approval reserved, read from stock (on hand - free), to check the release later
         reserved_at_approval = stock_reserved(admin, warehouses, wh_stock, products)

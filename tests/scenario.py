@@ -229,7 +229,9 @@ class World:
         officer.call("g2p.cycle", "to_approve", [cycle])
         self.as_role("approver").call("g2p.cycle", "approve", [cycle])
         if validate:
-            self.as_role("validator").call("g2p.cycle", "validate_entitlement", [cycle])
+            validator = self.as_role("validator")
+            validator.call("g2p.cycle", "validate_entitlement", [cycle])
+            validator.wait_unlocked("g2p.cycle", cycle, timeout=300)  # above the threshold: jobs
         return cycle
 
     def entitlements(self, cycle):

@@ -387,6 +387,31 @@ class G2PCycle(models.Model):
     # ------------------------------------------------------------------
     # Locking (jobs)
     # ------------------------------------------------------------------
+    @api.model
+    def _lock_rows(self, cycle_ids=None, touch=True):
+        """Serialize work on cycles: lock the rows of ``cycle_ids`` (g2p.cycle ids;
+        default ``self``) ``FOR UPDATE``, in id order so that two callers never deadlock.
+        With ``touch`` the rows are also touched (a no-op UPDATE), so that a transaction
+        that waited for the lock, whose snapshot is older, fails to serialize and is
+        retried by Odoo with a fresh one: it then sees what the first one did (stock is
+        never reserved or posted twice, entitlements never approved twice). That failure
+        is expected, hence not logged as a bad query.
+
+        :return: None"""
+        ids = sorted(self.ids if cycle_ids is None else cycle_ids)
+        if not ids:
+            return
+        # Raw SQL: the ORM has no row lock; the no-op UPDATE changes no value (no cache to keep).
+        self.env.cr.execute(
+            SQL("SELECT id FROM g2p_cycle WHERE id = ANY(%s) ORDER BY id FOR UPDATE", ids),
+            log_exceptions=False,
+        )
+        if touch:
+            self.env.cr.execute(
+                SQL("UPDATE g2p_cycle SET write_uid = write_uid WHERE id = ANY(%s)", ids),
+                log_exceptions=False,
+            )
+
     def _lock(self, reason):
         self.sudo().write({"locked": True, "locked_reason": reason})
 
@@ -697,11 +722,8 @@ class G2PCycle(models.Model):
                 )
             )
         # Serialize concurrent calls on the cycle row: the second one waits, then fails
-        # to serialize and is retried by Odoo, seeing what the first one created (an
-        # expected outcome, hence not logged as a bad query).
-        self.env.cr.execute(
-            SQL("SELECT id FROM g2p_cycle WHERE id = %s FOR UPDATE", self.id), log_exceptions=False
-        )
+        # to serialize and is retried by Odoo, seeing what the first one created.
+        self._lock_rows(touch=False)
         partner_ids = self._member_ids()
         if len(partner_ids) > self.program_id._async_threshold():
             self._lock(_("preparing entitlements"))
@@ -792,8 +814,18 @@ class G2PCycle(models.Model):
         first check the whole cycle's needs against stock and, when any product is
         short, nothing is approved.
 
-        :return: int, the number of entitlements approved.
-        :raise UserError: the cycle is not approved, or stock is short.
+        Above the async threshold (system parameter ``g2p_programs_ext.async_threshold``,
+        counted over every entitlement model) every check runs first on the whole cycle
+        (state, validation groups, segregation of duties, ``[over_budget]``, in-kind
+        stock), refusing everything before any job; then the approval runs as queue_job
+        jobs of id-sliced batches, one after the other, the cycle ``locked`` until the
+        last one ends. A job approves only the entitlements of its slice still pending
+        (run twice, it changes nothing twice); a job that fails for good unlocks the
+        cycle and posts what to do.
+
+        :return: int, the number of entitlements approved (0 when queued).
+        :raise UserError: the cycle is not approved or locked, stock is short, a budget
+            would be exceeded.
         :raise AccessError: the user is not a validator.
         """
         self.ensure_one()
@@ -810,33 +842,112 @@ class G2PCycle(models.Model):
                     ),
                 )
             )
-        user_groups = self.env.user.groups_id
+        mine = {model: self._entitlements_to_validate(model) for model in self._entitlement_models()}
+        total = sum(len(records) for records in mine.values())
+        if total > self.program_id._async_threshold():
+            return self._validate_async(mine)
         approved = 0
-        for model in self._entitlement_models():
-            pending = (
-                self.env[model]
-                .sudo()
-                .search([("cycle_id", "=", self.id), ("state", "=", "pending_validation")])
-            )
-            groups = pending._validation_groups()
-            mine = pending.browse(
-                [e.id for e in pending if groups.get(e.id) and (self.env.su or groups[e.id] in user_groups)]
-            )
-            if pending and not mine and not any(groups.values()):
-                raise UserError(
-                    coded(
-                        "no_validation_group",
-                        _(
-                            "The entitlement managers of %s have no validation group: "
-                            "a program manager sets one on each manager.",
-                            self.program_id.name,
-                        ),
-                    )
-                )
-            if mine:
-                mine.with_user(self.env.user).approve_entitlement()
-                approved += len(mine)
+        for records in mine.values():
+            if records:
+                records.with_user(self.env.user).approve_entitlement()
+                approved += len(records)
         return approved
+
+    def _entitlements_to_validate(self, model, id_range=(None, None)):
+        """The ``pending_validation`` entitlements of ``model`` in this cycle (with ids in
+        ``id_range``, both ends included, when given) that the user may validate: those
+        whose manager's validation group the user is in (every one with a group for the
+        superuser).
+
+        :return: a recordset of ``model`` in the user's environment
+        :raise UserError: ``[no_validation_group]`` some are pending and no manager of
+            the program has a validation group."""
+        Model = self.env[model]
+        Model.flush_model(["cycle_id", "state"])
+        first, last = id_range
+        # SQL: the ids of up to 100,000 rows, where search would also read their columns
+        # into the cache; flushed above, reads only.
+        self.env.cr.execute(
+            SQL(
+                """SELECT id FROM %s WHERE cycle_id = %s AND state = 'pending_validation'
+                      AND (%s::int IS NULL OR id >= %s) AND (%s::int IS NULL OR id <= %s) ORDER BY id""",
+                SQL.identifier(Model._table),
+                self.id,
+                first,
+                first,
+                last,
+                last,
+            )
+        )
+        pending = Model.sudo().browse([row[0] for row in self.env.cr.fetchall()])
+        groups = pending._validation_groups()
+        user_groups = self.env.user.groups_id
+        mine = [e for e in pending.ids if groups.get(e) and (self.env.su or groups[e] in user_groups)]
+        if pending and not mine and not any(groups.values()):
+            raise UserError(
+                coded(
+                    "no_validation_group",
+                    _(
+                        "The entitlement managers of %s have no validation group: "
+                        "a program manager sets one on each manager.",
+                        self.program_id.name,
+                    ),
+                )
+            )
+        return Model.browse(mine)
+
+    def _validate_async(self, mine):
+        """Check every entitlement of ``mine`` ({model: the user's pending entitlements
+        of this cycle}) as one approval would, lock the cycle and queue the approval in
+        id-sliced jobs run one after the other (in-kind reservations and budgets
+        serialize on the cycle's and the budgets' rows anyway), then a job that unlocks
+        it. :return: 0"""
+        self._check_unlocked()
+        self._lock_rows(touch=False)  # two validators at once: the second waits, then is refused [locked]
+        self.invalidate_recordset(["locked"])
+        self._check_unlocked()
+        for records in mine.values():
+            if records:
+                records.with_user(self.env.user)._check_approval()
+                records.sudo()._check_before_approve()
+        self.env["g2p.entitlement.base"]._check_budget_for(
+            {model: records.ids for model, records in mine.items() if records}
+        )
+        self._lock(_("approving entitlements"))
+        size = self.program_id._job_batch_size()
+        jobs = []
+        for model, records in mine.items():
+            ids = records.ids
+            for i in range(0, len(ids), size):
+                first, last = ids[i], ids[min(i + size, len(ids)) - 1]
+                jobs.append(
+                    self.delayable(
+                        description=_(
+                            "%(c)s: approve %(m)s from id %(a)s", c=self.name, m=records._description, a=first
+                        ),
+                    )._job_approve_entitlements(model, first, last)
+                )
+        total = sum(len(records) for records in mine.values())
+        finish = self.delayable(description=_("%s: entitlements approved", self.name))._job_unlock(
+            _("%(n)s entitlements approved by %(user)s.", n=total, user=self.env.user.name)
+        )
+        chain(*jobs, finish).delay()
+        return 0
+
+    def _job_approve_entitlements(self, model, first_id, last_id):
+        """Job: approve the entitlements of ``model`` in this cycle with ids in
+        [first_id, last_id] that are still pending and that the user (the one who asked)
+        may validate, with every check of an approval (budget and stock included).
+        Idempotent: run twice, the second run finds nothing pending."""
+        self.ensure_one()
+        records = self._entitlements_to_validate(model, (first_id, last_id))
+        if not records:
+            return _("nothing left to approve")
+        target = records.with_user(self.env.user)._check_approval(in_job=True)
+        checked = records.sudo().with_context(tracking_disable=True)
+        checked._check_budget()
+        checked._approve_checked(target, log=False)
+        return _("%s entitlements approved", len(records))
 
     def action_open_entitlements(self):
         """The cycle's cash entitlements; with the context key ``dashboard_state`` (a key of

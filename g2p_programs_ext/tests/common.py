@@ -3,6 +3,7 @@ from datetime import date
 from dateutil.relativedelta import relativedelta
 
 from odoo.addons.mail.tests.common import mail_new_test_user
+from odoo.addons.queue_job.job import Job
 from odoo.tests import TransactionCase
 
 
@@ -52,3 +53,22 @@ class G2PCommon(TransactionCase):
             ]
         )
         return group, individuals
+
+
+def run_job_as_the_runner_does(env, job_record):
+    """Run a stored job as queue_job's controller does (``/queue_job/runjob``): perform it;
+    when it raises, roll its work back and store it failed with the error (``set_failed``,
+    ``store``): a refusal is not retried, the job fails for good.
+    :return: the exception raised, or None."""
+    job = Job.load(env, job_record.uuid)
+    job.set_started()
+    try:
+        with env.cr.savepoint():
+            result = job.perform()
+    except Exception as exc:  # any error fails the job, as in the controller
+        job.set_failed(exc_info=repr(exc), exc_name=type(exc).__name__, exc_message=str(exc))
+        job.store()
+        return exc
+    job.set_done(result=result)
+    job.store()
+    return None

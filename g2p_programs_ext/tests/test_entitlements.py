@@ -11,7 +11,7 @@ from odoo.tests import tagged
 from odoo.tools import mute_logger
 
 from ..models.g2p_entitlement_base import ENTITLEMENT_STATES, ENTITLEMENT_TRANSITIONS
-from .common import G2PCommon
+from .common import G2PCommon, run_job_as_the_runner_does
 
 
 class EntitlementCommon(G2PCommon):
@@ -345,3 +345,125 @@ class TestTransitionsAndErn(EntitlementCommon):
             for other in ern.ISO7064_CHARSET:
                 if other != legacy[-1]:
                     self.assertFalse(ern.is_legacy_valid(body + other))
+
+
+@tagged("post_install", "-at_install")
+class TestApprovalJobs(EntitlementCommon):
+    """Approval above the async threshold: every check on the whole cycle first, then
+    id-sliced queue_job jobs, the cycle locked until the last one (issue 24, item 1).
+    Amounts by beneficiary (id order): 50, 40, 30, 100."""
+
+    def approve_as_jobs_from_now(self):
+        """4 entitlements > threshold 2: jobs of 2 entitlements (set after the cycle is
+        prepared, so that only the approval goes to jobs)."""
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("g2p_programs_ext.async_threshold", "2")
+        params.set_param("g2p_programs_ext.job_batch_size", "2")
+
+    def test_async_approval_equals_sync(self):
+        sync_cycle = self.approved_cycle()
+        self.assertEqual(sync_cycle.with_user(self.validator).validate_entitlement(), 4)
+        cycle = self.approved_cycle()
+        self.approve_as_jobs_from_now()
+        as_validator = cycle.with_user(self.validator)
+        with trap_jobs() as trap:
+            self.assertEqual(as_validator.validate_entitlement(), 0)
+            trap.assert_jobs_count(2, only=cycle._job_approve_entitlements)
+            trap.assert_jobs_count(1, only=cycle._job_unlock)
+            self.assertTrue(cycle.locked)
+            self.assertEqual(set(cycle.entitlement_ids.mapped("state")), {"pending_validation"})
+            with self.assertRaisesRegex(UserError, r"^\[locked\]"):
+                as_validator.validate_entitlement()
+            with self.assertRaisesRegex(UserError, r"^\[locked\]"):
+                cycle.entitlement_ids.with_user(self.validator).approve_entitlement()
+            trap.perform_enqueued_jobs()
+        self.assertFalse(cycle.locked)
+        approved = cycle.entitlement_ids
+        self.assertEqual(set(approved.mapped("state")), {"approved"})
+        self.assertEqual(approved.approved_by_id, self.validator)
+        self.assertTrue(all(ern.is_valid(code) for code in approved.mapped("code")))
+        self.assertEqual(len(set(approved.mapped("code"))), 4)
+        self.assertEqual(
+            sorted(approved.mapped("initial_amount")),
+            sorted(sync_cycle.entitlement_ids.mapped("initial_amount")),
+        )
+        self.assertIn("4 entitlements approved by", cycle.message_ids[0].body)
+
+    def test_approval_job_run_twice_changes_nothing_twice(self):
+        cycle = self.approved_cycle()
+        ids = cycle.entitlement_ids.sorted("id").ids
+        self.approve_as_jobs_from_now()
+        with trap_jobs() as trap:
+            cycle.with_user(self.validator).validate_entitlement()
+            # the first slice's job, run twice (retried after its answer was lost)
+            first = min(
+                (j for j in trap.enqueued_jobs if j.method_name == "_job_approve_entitlements"),
+                key=lambda j: j.args[1],
+            )
+            self.assertEqual(first.args, ("g2p.entitlement", ids[0], ids[1]))
+            self.assertEqual(first.perform(), "2 entitlements approved")
+            done = cycle.entitlement_ids.filtered(lambda e: e.state == "approved")
+            self.assertEqual(sorted(done.ids), ids[:2])
+            before = [(e.code, e.date_approved, e.write_date) for e in done]
+            self.assertEqual(first.perform(), "nothing left to approve")
+            done.invalidate_recordset()
+            self.assertEqual([(e.code, e.date_approved, e.write_date) for e in done], before)
+            trap.perform_enqueued_jobs()  # every job, the first once more
+        done.invalidate_recordset()
+        self.assertEqual(set(cycle.entitlement_ids.mapped("state")), {"approved"})
+        self.assertEqual([(e.code, e.date_approved, e.write_date) for e in done], before)
+        self.assertFalse(cycle.locked)
+
+    def test_over_budget_refused_before_any_job(self):
+        cycle = self.approved_cycle()
+        cycle.with_user(self.manager).budget_amount = 150.0  # 220 pending
+        self.approve_as_jobs_from_now()
+        with trap_jobs() as trap:
+            with self.assertRaisesRegex(UserError, r"^\[over_budget\] .*cycle %s" % cycle.name):
+                cycle.with_user(self.validator).validate_entitlement()
+            trap.assert_jobs_count(0)
+        self.assertFalse(cycle.locked)
+        self.assertEqual(set(cycle.entitlement_ids.mapped("state")), {"pending_validation"})
+
+    def test_segregation_refused_before_any_job(self):
+        cycle = self.approved_cycle()
+        # the officer who submitted the entitlements becomes a validator of them
+        self.officer.groups_id = [
+            (4, self.env.ref("g2p_programs_ext.group_program_validator").id),
+            (4, self.validation_group.id),
+        ]
+        self.approve_as_jobs_from_now()
+        with trap_jobs() as trap:
+            with self.assertRaisesRegex(UserError, r"^\[same_user\]"):
+                cycle.with_user(self.officer).validate_entitlement()
+            trap.assert_jobs_count(0)
+        self.assertFalse(cycle.locked)
+
+    def test_failed_approval_job_unlocks_the_cycle_with_what_to_do(self):
+        cycle = self.approved_cycle()
+        self.approve_as_jobs_from_now()
+        cycle.with_user(self.validator).validate_entitlement()  # jobs stored, not run
+        self.assertTrue(cycle.locked)
+        jobs = self.env["queue.job"].search(
+            [("model_name", "=", "g2p.cycle"), ("method_name", "=", "_job_approve_entitlements")], order="id"
+        )
+        self.assertEqual(len(jobs), 2)
+        # a program manager lowers the cycle's budget meanwhile: the first slice (50 + 40)
+        # no longer fits, its job refuses, for good
+        cycle.with_user(self.manager).budget_amount = 80.0
+        error = run_job_as_the_runner_does(self.env, jobs[0])
+        self.assertRegex(str(error), r"^\[over_budget\]")
+        self.assertEqual(jobs[0].state, "failed")
+        cycle.invalidate_recordset()
+        self.assertFalse(cycle.locked)
+        message = cycle.message_ids[0].body
+        self.assertIn("background job failed", message)
+        self.assertIn("run the action again", message)
+        self.assertEqual(set(cycle.entitlement_ids.mapped("state")), {"pending_validation"})
+        # the budget raised, the action again approves everything
+        cycle.with_user(self.manager).budget_amount = 500.0
+        with trap_jobs() as trap:
+            cycle.with_user(self.validator).validate_entitlement()
+            trap.perform_enqueued_jobs()
+        self.assertEqual(set(cycle.entitlement_ids.mapped("state")), {"approved"})
+        self.assertFalse(cycle.locked)

@@ -159,10 +159,25 @@ class G2PEntitlementInkind(models.Model):
     def _manager_model(self):
         return "g2p.program.entitlement.manager.inkind"
 
-    def _before_approve(self):
-        """Check the stock of the entitlements about to be approved and reserve it."""
-        res = super()._before_approve()
-        self.env["g2p.inkind.stock"].sudo()._reserve(self.sudo())
+    def _approval_values(self):
+        """Check the stock of the entitlements about to be approved (``[no_warehouse]``,
+        ``[out_of_stock]``) and give each stock-managed one its allocation and warehouse,
+        written by the approval's UPDATE."""
+        values = super()._approval_values()
+        values.update(self.env["g2p.inkind.stock"].sudo()._allocate(self.sudo()))
+        return values
+
+    def _after_approve(self):
+        """Reserve the stock of the entitlements just approved (``[out_of_stock]`` when a
+        move cannot be reserved: the whole approval is then rolled back)."""
+        res = super()._after_approve()
+        self.env["g2p.inkind.stock"].sudo()._reserve_allocated(self.sudo())
+        return res
+
+    def _check_before_approve(self):
+        """Refuse the approval of ``self`` when stock cannot cover it (writing nothing)."""
+        res = super()._check_before_approve()
+        self.env["g2p.inkind.stock"].sudo()._check(self.sudo())
         return res
 
     def _release(self):

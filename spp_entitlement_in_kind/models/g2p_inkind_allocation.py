@@ -169,13 +169,72 @@ class G2PInkindAllocation(models.Model):
         :raise UserError: ``[no_warehouse]`` an entitlement has no warehouse to serve it;
             ``[out_of_stock]`` listing every (warehouse, product, needed, available).
         """
+        values = self._allocate_entitlements(entitlements)
+        self._write_allocations(values)
+        return self._reserve_allocated(entitlements)
+
+    @api.model
+    def _allocate_entitlements(self, entitlements):
+        """The first half of :meth:`_reserve_entitlements`, writing no entitlement row:
+        lock the cycles, check the stock, find or create the allocation of each
+        stock-managed entitlement of ``entitlements`` that has none. The approval writes
+        the answer in its own UPDATE of the entitlements (a second UPDATE of the same
+        rows in one transaction costs three times the first: PostgreSQL then checks every
+        foreign key of the row again), then calls :meth:`_reserve_allocated`.
+
+        :return: ``{"allocation_id": {entitlement id: allocation id}, "warehouse_id":
+            {entitlement id: stock.warehouse id}}`` (empty dicts when none is new)
+        :raise UserError: as :meth:`_reserve_entitlements`."""
+        values = {"allocation_id": {}, "warehouse_id": {}}
+        if not entitlements:
+            return values
+        # first of all: two approvals of one cycle must not both reserve
+        self.env["g2p.cycle"]._lock_rows(entitlements._cycles().ids)
+        rows = [r for r in self._check_entitlements_stock(entitlements) if not r["allocation_id"]]
+        for entitlement_id, allocation_id, warehouse_id in self._allocations_of(rows):
+            values["allocation_id"][entitlement_id] = allocation_id
+            values["warehouse_id"][entitlement_id] = warehouse_id
+        return values
+
+    @api.model
+    def _reserve_allocated(self, entitlements):
+        """The second half of :meth:`_reserve_entitlements`, once the entitlements hold
+        their allocation: bring the open moves of their allocations to what they commit
+        (``entitlements`` counted as open) and check that the moves are reserved.
+
+        :return: g2p.inkind.allocation, the allocations of ``entitlements``
+        :raise UserError: ``[out_of_stock]`` a move could not be reserved."""
         if not entitlements:
             return self.browse()
-        # first of all: two approvals of one cycle must not both reserve
-        self._lock_cycles(entitlements._cycles().ids)
+        self.env["g2p.entitlement.inkind"].flush_model(["allocation_id"])
+        # Raw SQL: the distinct allocations of up to 100,000 rows, where the ORM would read
+        # every row; flushed above, reads only.
+        self.env.cr.execute(
+            SQL(
+                "SELECT DISTINCT allocation_id FROM g2p_entitlement_inkind WHERE id = ANY(%s) AND allocation_id IS NOT NULL",
+                entitlements.ids,
+            )
+        )
+        allocations = self.browse(sorted(row[0] for row in self.env.cr.fetchall()))
+        if not allocations:
+            return allocations
+        allocations.invalidate_recordset(["entitlement_ids"])
+        open_moves = allocations._action_launch_stock_rule(count_open=entitlements.ids)
+        self._check_reserved(open_moves)
+        return allocations
+
+    @api.model
+    def _check_entitlements_stock(self, entitlements):
+        """The checks of :meth:`_reserve_entitlements`, writing nothing: every
+        stock-managed entitlement of ``entitlements`` (g2p.entitlement.inkind, pending)
+        has a warehouse, and the free stock covers their needs summed per (warehouse,
+        product). Also run alone on a whole cycle before its approval jobs.
+
+        :return: list of dicts, the stock-managed entitlements (see :meth:`_stock_managed`)
+        :raise UserError: ``[no_warehouse]``, ``[out_of_stock]`` as :meth:`_reserve_entitlements`."""
         rows = self._stock_managed(entitlements.ids)
         if not rows:
-            return self.browse()
+            return rows
         missing = [r for r in rows if not r["allocation_id"] and not r["warehouse_id"]]
         if missing:
             entitlement = entitlements.browse(missing[0]["id"])
@@ -202,11 +261,7 @@ class G2PInkindAllocation(models.Model):
         shortages = self._shortages(needs)
         if shortages:
             raise UserError(self._shortage_message(shortages))
-        allocations = self._assign_entitlements([r for r in rows if not r["allocation_id"]])
-        allocations |= self.browse({r["allocation_id"] for r in rows if r["allocation_id"]})
-        open_moves = allocations._action_launch_stock_rule(count_open=entitlements.ids)
-        self._check_reserved(open_moves)
-        return allocations
+        return rows
 
     @api.model
     def _release_entitlements(self, entitlements):
@@ -223,7 +278,7 @@ class G2PInkindAllocation(models.Model):
         )
         allocations = self.browse([allocation.id for (allocation,) in groups])
         if allocations:
-            self._lock_cycles(allocations.cycle_id.ids)
+            self.env["g2p.cycle"]._lock_rows(allocations.cycle_id.ids)
             allocations._action_launch_stock_rule(count_closed=entitlements.ids)
         return allocations
 
@@ -236,7 +291,7 @@ class G2PInkindAllocation(models.Model):
         :return: True"""
         cycle_ids = sorted(cycle_ids)
         if cycle_ids:
-            self._lock_cycles(cycle_ids)
+            self.env["g2p.cycle"]._lock_rows(cycle_ids)
             self.search([("cycle_id", "in", cycle_ids)])._action_launch_stock_rule()
         return True
 
@@ -248,7 +303,7 @@ class G2PInkindAllocation(models.Model):
         cycle_ids = sorted(cycle_ids)
         if not cycle_ids:
             return {"delivered": 0, "returned": 0}
-        self._lock_cycles(cycle_ids)
+        self.env["g2p.cycle"]._lock_rows(cycle_ids)
         return self.search([("cycle_id", "in", cycle_ids)])._post_deliveries()
 
     # ------------------------------------------------------------------
@@ -555,18 +610,19 @@ class G2PInkindAllocation(models.Model):
     # Approval helpers
     # ------------------------------------------------------------------
     @api.model
-    def _assign_entitlements(self, rows):
-        """Put the entitlements of ``rows`` (from :meth:`_stock_managed`, without an
-        allocation) into the allocation of their key, created when new, and store the
-        warehouse that serves them. :return: g2p.inkind.allocation, their allocations"""
+    def _allocations_of(self, rows):
+        """The allocation of the key of each entitlement of ``rows`` (from
+        :meth:`_stock_managed`, without an allocation), created when new.
+
+        :return: list of (entitlement id, allocation id, warehouse id that serves it)"""
         if not rows:
-            return self.browse()
+            return []
         keys = {
             (r["cycle_id"], r["warehouse_id"], r["service_point_id"] or False, r["product_id"]) for r in rows
         }
         existing = self.search([("cycle_id", "in", list({key[0] for key in keys}))])
         by_key = {
-            (a.cycle_id.id, a.warehouse_id.id, a.service_point_id.id, a.product_id.id): a for a in existing
+            (a.cycle_id.id, a.warehouse_id.id, a.service_point_id.id, a.product_id.id): a.id for a in existing
         }
         warehouses = self.env["stock.warehouse"].browse({key[1] for key in keys})
         company_of = {warehouse.id: warehouse.company_id.id for warehouse in warehouses}
@@ -583,17 +639,23 @@ class G2PInkindAllocation(models.Model):
                 for cycle_id, warehouse_id, sp_id, product_id in new_keys
             ]
         )
-        by_key.update(zip(new_keys, created, strict=True))
-        pairs = [
+        by_key.update(zip(new_keys, created.ids, strict=True))
+        return [
             (
                 r["id"],
-                by_key[
-                    (r["cycle_id"], r["warehouse_id"], r["service_point_id"] or False, r["product_id"])
-                ].id,
+                by_key[(r["cycle_id"], r["warehouse_id"], r["service_point_id"] or False, r["product_id"])],
                 r["warehouse_id"],
             )
             for r in rows
         ]
+
+    @api.model
+    def _write_allocations(self, values):
+        """Write ``values`` (as :meth:`_allocate_entitlements` answers) on the
+        entitlements, for a reservation outside an approval."""
+        pairs = [(eid, aid, values["warehouse_id"][eid]) for eid, aid in values["allocation_id"].items()]
+        if not pairs:
+            return
         # Raw SQL: one UPDATE per 5,000 entitlements instead of the ORM's per-value writes
         # and their write checks (100,000 in an approval); the caches of the fields it sets
         # (and of the relations built on them) are invalidated just after.
@@ -611,7 +673,6 @@ class G2PInkindAllocation(models.Model):
             )
         self.env["g2p.entitlement.inkind"].invalidate_model(["allocation_id", "warehouse_id", "move_ids"])
         self.invalidate_model(["entitlement_ids"])
-        return self.browse(sorted({p[1] for p in pairs}))
 
     @api.model
     def _shortages(self, needs):
@@ -684,23 +745,6 @@ class G2PInkindAllocation(models.Model):
     # ------------------------------------------------------------------
     # Shared helpers
     # ------------------------------------------------------------------
-    @api.model
-    def _lock_cycles(self, cycle_ids):
-        """Serialize the stock work of cycles: approvals, releases and postings of one
-        cycle wait for each other. The row is also touched so that the one that waited,
-        whose snapshot is older, fails to serialize and is retried by Odoo with a fresh
-        one: it then sees what the first did, and stock is never reserved or posted twice."""
-        # Raw SQL: the ORM has no row lock; the no-op UPDATE changes no value (no cache to keep).
-        ids = sorted(cycle_ids)
-        # the one that waited fails to serialize here: expected and retried, so not logged as a bad query
-        self.env.cr.execute(
-            SQL("SELECT id FROM g2p_cycle WHERE id = ANY(%s) ORDER BY id FOR UPDATE", ids),
-            log_exceptions=False,
-        )
-        self.env.cr.execute(
-            SQL("UPDATE g2p_cycle SET write_uid = write_uid WHERE id = ANY(%s)", ids), log_exceptions=False
-        )
-
     @api.model
     def _customer_location(self):
         """The customers location (stock.location), where deliveries go."""

@@ -23,6 +23,31 @@ class G2PInkindStock(models.AbstractModel):
         return self.env["g2p.inkind.allocation"]._reserve_entitlements(entitlements)
 
     @api.model
+    def _allocate(self, entitlements):
+        """The approval's first half of :meth:`_reserve`: check the stock and find or
+        create the allocations of ``entitlements`` (g2p.entitlement.inkind about to be
+        approved), writing no entitlement row.
+        :return: {column: {entitlement id: id}} for the approval's UPDATE
+        :raise UserError: as :meth:`_reserve`."""
+        return self.env["g2p.inkind.allocation"]._allocate_entitlements(entitlements)
+
+    @api.model
+    def _reserve_allocated(self, entitlements):
+        """The approval's second half of :meth:`_reserve`, once ``entitlements`` hold
+        their allocation: reserve the stock of their allocations.
+        :return: g2p.inkind.allocation
+        :raise UserError: ``[out_of_stock]`` a move could not be reserved."""
+        return self.env["g2p.inkind.allocation"]._reserve_allocated(entitlements)
+
+    @api.model
+    def _check(self, entitlements):
+        """Refuse, writing nothing, what :meth:`_reserve` would refuse for
+        ``entitlements`` (g2p.entitlement.inkind about to be approved): no warehouse, or
+        stock short. :return: None
+        :raise UserError: ``[no_warehouse]``, ``[out_of_stock]``."""
+        self.env["g2p.inkind.allocation"]._check_entitlements_stock(entitlements)
+
+    @api.model
     def _release(self, entitlements):
         """Give back what ``entitlements`` (g2p.entitlement.inkind about to be rejected,
         cancelled, expired or closed) will never take.

@@ -9,3 +9,4 @@ from . import test_tour
 from . import test_redemption
 from . import test_service_point_warehouse
 from . import test_workflow
+from . import test_approval_jobs

@@ -188,28 +188,38 @@ class SppEntitlementTransaction(models.Model):
         point = self._check_service_point(
             self._input(redemption_input.service_point_id, service_point_id), back_office=True
         )
-        today = fields.Date.today()
         answers = []
-        for model in self.env["g2p.entitlement.base"]._redemption_models():
-            entitlements = (
-                self.env[model]
-                .sudo()
-                .search(
-                    [
-                        ("service_point_id", "=", point.id),
-                        ("state", "in", REDEEMABLE_STATES),
-                        "|",
-                        ("valid_from", "=", False),
-                        ("valid_from", "<=", today),
-                        "|",
-                        ("valid_until", "=", False),
-                        ("valid_until", ">=", today),
-                    ],
-                    order="code",
-                )
-            )
+        for entitlements in self._redeemable_entitlements(point):
             answers += self._lookup_answers(entitlements)
         return answers
+
+    @api.model
+    def _redeemable_entitlements(self, point, domain=()):
+        """The entitlements of ``point`` (spp.service.point) that can be redeemed today
+        (approved or transferred, valid today) and match ``domain`` (a search domain on
+        the entitlement models), as superuser: the caller checked who asks.
+
+        :return: list of recordsets, one per redemption model, each ordered by code."""
+        today = fields.Date.today()
+        return [
+            self.env[model]
+            .sudo()
+            .search(
+                [
+                    *domain,
+                    ("service_point_id", "=", point.id),
+                    ("state", "in", REDEEMABLE_STATES),
+                    "|",
+                    ("valid_from", "=", False),
+                    ("valid_from", "<=", today),
+                    "|",
+                    ("valid_until", "=", False),
+                    ("valid_until", ">=", today),
+                ],
+                order="code",
+            )
+            for model in self.env["g2p.entitlement.base"]._redemption_models()
+        ]
 
     # ------------------------------------------------------------------
     # Who may call: the caller's authorisation, in one place

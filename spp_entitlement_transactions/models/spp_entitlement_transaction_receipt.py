@@ -14,7 +14,7 @@ from odoo.exceptions import UserError, ValidationError
 
 from .. import redemption_input
 from .spp_entitlement_receipt import COLLECTED_BY
-from .spp_entitlement_transaction import REDEEMABLE_STATES, refusal
+from .spp_entitlement_transaction import refusal
 
 ALTERNATE_KIND = "g2p_programs_ext.membership_kind_alternate_collector"
 HEAD_KIND = "g2p_programs_ext.membership_kind_head"
@@ -74,7 +74,7 @@ class SppEntitlementTransaction(models.Model):
         entitlement = self.env["g2p.entitlement.base"]._find_by_code(answer["code"])
         household = self._handout_household(entitlement.partner_id)
         members = household | household.group_membership_ids.filtered(lambda m: not m.end_date).individual_id
-        entitlements = self._handout_open_entitlements(
+        entitlements = self._redeemable_entitlements(
             point, [("partner_id", "in", (members | entitlement.partner_id).ids)]
         )
         groups = self._handout_groups(entitlements)
@@ -99,7 +99,7 @@ class SppEntitlementTransaction(models.Model):
         """
         point = self._check_service_point(service_point_id, back_office=True)
         codes = [answer["code"] for answer in self.entitlements_for_service_point(service_point_id)]
-        return self._handout_groups(self._handout_open_entitlements(point, [("code", "in", codes)]))
+        return self._handout_groups(self._redeemable_entitlements(point, [("code", "in", codes)]))
 
     @api.model
     def record_receipt(
@@ -282,33 +282,6 @@ class SppEntitlementTransaction(models.Model):
             "id_checked": receipt.id_checked,
             "signed": bool(receipt.signature),
         }
-
-    @api.model
-    def _handout_open_entitlements(self, point, domain):
-        """Entitlements (every model, sudo) of ``point`` matching ``domain`` that can be
-        redeemed today (the filter of :meth:`entitlements_for_service_point`)."""
-        today = fields.Date.today()
-        found = []
-        for model in self.env["g2p.entitlement.base"]._redemption_models():
-            found.append(
-                self.env[model]
-                .sudo()
-                .search(
-                    [
-                        *domain,
-                        ("service_point_id", "=", point.id),
-                        ("state", "in", REDEEMABLE_STATES),
-                        "|",
-                        ("valid_from", "=", False),
-                        ("valid_from", "<=", today),
-                        "|",
-                        ("valid_until", "=", False),
-                        ("valid_until", ">=", today),
-                    ],
-                    order="code",
-                )
-            )
-        return found
 
     @api.model
     def _handout_household(self, partner):

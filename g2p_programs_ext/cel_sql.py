@@ -116,6 +116,14 @@ FUNCTIONS = [
        SELECT (date_part('year', t) - date_part('year', b))::bigint
               - CASE WHEN b + make_interval(years => (date_part('year', t) - date_part('year', b))::int) > t
                      THEN 1 ELSE 0 END $$""",
+    # odoo.tools.float_round(x, precision_rounding=r) (HALF-UP), step for step in IEEE
+    # doubles (epsilon 2**(log2|x/r| - 52), then round half even), for generation's
+    # INSERT ... SELECT
+    """CREATE OR REPLACE FUNCTION g2p_float_round(x float8, r float8) RETURNS float8
+       LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+       SELECT CASE WHEN r = 0 OR x = 0 THEN 0.0::float8
+                   ELSE round(x / r + sign(x / r) * power(2::float8, ln(abs(x / r)) / ln(2::float8) - 52)) * r
+              END $$""",
 ]
 
 NUMERIC = ("int", "double")

@@ -668,21 +668,27 @@ class Compiler:
             source, alias, mapped.type, SQL("%s.k" % alias), anchor=SQL("(%s IS NULL OR true)" % alias)
         )
 
+    # Each reads the keep k and the predicate p once per row (a simple CASE evaluates
+    # its operand once; identical aggregates are computed once): per member, 3 = the
+    # list errs (k NULL), then for exists 2 = true, 1 = error, 0 = false (all: the
+    # same for NOT p). size: an error adds 2^30 (int4: summed in bigint), beyond any household.
     _AGGREGATES = {
         "size": (
-            "CASE WHEN bool_or(%(k)s IS NULL) THEN NULL ELSE count(*) FILTER (WHERE %(k)s) END",
+            "CASE WHEN sum(CASE %(k)s WHEN true THEN 1 WHEN false THEN 0 ELSE 1073741824 END) "
+            ">= 1073741824 THEN NULL "
+            "ELSE coalesce(sum(CASE %(k)s WHEN true THEN 1 WHEN false THEN 0 ELSE 1073741824 END), 0)::bigint END",
             "int",
             "0",
         ),
         "exists": (
-            "CASE WHEN bool_or(%(k)s IS NULL) THEN NULL WHEN bool_or(%(k)s AND %(p)s) THEN true "
-            "WHEN bool_or(%(k)s AND %(p)s IS NULL) THEN NULL ELSE false END",
+            "CASE max(CASE %(k)s WHEN true THEN coalesce((%(p)s)::int * 2, 1) WHEN false THEN 0 ELSE 3 END) "
+            "WHEN 3 THEN NULL WHEN 2 THEN true WHEN 1 THEN NULL ELSE false END",
             "bool",
             "false",
         ),
         "all": (
-            "CASE WHEN bool_or(%(k)s IS NULL) THEN NULL WHEN bool_or(%(k)s AND NOT %(p)s) THEN false "
-            "WHEN bool_or(%(k)s AND %(p)s IS NULL) THEN NULL ELSE true END",
+            "CASE max(CASE %(k)s WHEN true THEN coalesce((NOT %(p)s)::int * 2, 1) WHEN false THEN 0 ELSE 3 END) "
+            "WHEN 3 THEN NULL WHEN 2 THEN false WHEN 1 THEN NULL ELSE true END",
             "bool",
             "true",
         ),

@@ -401,7 +401,11 @@ class G2PEntitlementBase(models.AbstractModel):
             if field.type in ("one2many", "many2many") or not field.store:
                 raise ValueError("_insert_select_sql takes stored, non-relational-list fields only")
             columns.append(SQL.identifier(name))
-            if not isinstance(value, SQL):
+            if isinstance(value, SQL) and field.column_type[0] == "numeric":
+                # a double through its shortest text, as psycopg2 sends a Python float:
+                # the same digits as _bulk_insert writes (a direct cast keeps only 15)
+                value = SQL("CAST(CAST(CAST(%s AS float8) AS text) AS numeric)", value)
+            elif not isinstance(value, SQL):
                 if field.type == "boolean":
                     value = bool(value)
                 elif value is False:

@@ -1,8 +1,12 @@
+import logging
+
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import SQL, float_round
 
 from ..refusal import coded
+
+_logger = logging.getLogger(__name__)
 
 
 class G2PEntitlementManagerCash(models.Model):
@@ -94,6 +98,7 @@ class G2PEntitlementManagerCash(models.Model):
         # cache invalidated after; the caller checked the officer's rights.
         self._flush_for_sql(Model)
         self.env.cr.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
+        self.env.cr.execute("SET LOCAL work_mem = '64MB'")  # the members' grouped aggregates, in memory
         self.env.cr.execute(
             SQL(
                 """WITH ids AS MATERIALIZED (SELECT unnest(%(ids)s::int[]) AS id),
@@ -116,6 +121,12 @@ class G2PEntitlementManagerCash(models.Model):
         )
         created, skipped_count = self.env.cr.fetchone()
         Model.invalidate_model()
+        if skipped_count:
+            _logger.warning(
+                "%s: skipped %d (beneficiary, item) pairs (CEL error or no positive figure, in SQL)",
+                self.display_name,
+                skipped_count,
+            )
         return created, int(skipped_count)
 
     def _prepare_entitlements(self, cycle, partner_ids):

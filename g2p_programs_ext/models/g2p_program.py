@@ -277,8 +277,10 @@ class G2PProgram(models.Model):
         self.env["res.partner"].flush_model()
         self.env["g2p.group.membership"].flush_model()
         rows = self._eligibility_sql(query.subselect())
-        # JIT compiling these many expressions costs seconds and saves nothing here
+        # JIT compiling these many expressions costs seconds and saves nothing here; the
+        # grouped aggregate over the members spills to disk with the default 4 MB
         self.env.cr.execute("SET LOCAL jit = off")
+        self.env.cr.execute("SET LOCAL work_mem = '64MB'")
         if rows is not None:
             self.env.cr.execute(
                 SQL(
@@ -503,8 +505,10 @@ class G2PProgram(models.Model):
         self.env["g2p.group.membership"].flush_model()
         Membership.flush_model()
         rows = self._eligibility_sql(query.subselect())
-        # JIT compiling these many expressions costs seconds and saves nothing here
+        # JIT compiling these many expressions costs seconds and saves nothing here; the
+        # grouped aggregate over the members spills to disk with the default 4 MB
         self.env.cr.execute("SET LOCAL jit = off")
+        self.env.cr.execute("SET LOCAL work_mem = '64MB'")
         evaluator = None
         if rows is None:
             candidate_ids = query.get_result_ids()
@@ -546,9 +550,14 @@ class G2PProgram(models.Model):
                        UPDATE g2p_program_membership pm
                        SET state = 'not_eligible', write_uid = %(uid)s, write_date = now() AT TIME ZONE 'UTC'
                        WHERE pm.program_id = %(program)s AND pm.state = 'enrolled'
-                         AND (%(first)s::int IS NULL OR pm.partner_id >= %(first)s::int)
-                         AND (%(last)s::int IS NULL OR pm.partner_id <= %(last)s::int)
-                         AND NOT EXISTS (SELECT 1 FROM cand c WHERE c.id = pm.partner_id AND c.ok)
+                         -- EXCEPT (hashed or sorted), not NOT EXISTS: an anti-join over the
+                         -- CTE, planned as a nested loop, made a second run quadratic
+                         AND pm.partner_id IN (
+                             SELECT pe.partner_id FROM g2p_program_membership pe
+                             WHERE pe.program_id = %(program)s AND pe.state = 'enrolled'
+                               AND (%(first)s::int IS NULL OR pe.partner_id >= %(first)s::int)
+                               AND (%(last)s::int IS NULL OR pe.partner_id <= %(last)s::int)
+                             EXCEPT SELECT c.id FROM cand c WHERE c.ok)
                        RETURNING 1)
                    SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM back),
                           (SELECT count(*) FROM fail), (SELECT count(*) FROM cand WHERE ok IS NULL)""",

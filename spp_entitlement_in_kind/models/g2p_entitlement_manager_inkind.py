@@ -1,7 +1,11 @@
+import logging
+
 from odoo import _, api, fields, models
 from odoo.addons.g2p_programs_ext.refusal import coded
 from odoo.exceptions import ValidationError
 from odoo.tools import SQL, float_round
+
+_logger = logging.getLogger(__name__)
 
 
 class G2PEntitlementManagerInkind(models.Model):
@@ -84,8 +88,9 @@ class G2PEntitlementManagerInkind(models.Model):
         Model = self.env["g2p.entitlement.inkind"].sudo()
         self._flush_for_sql(Model)
         self.env.cr.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
+        self.env.cr.execute("SET LOCAL work_mem = '64MB'")  # the members' grouped aggregates, in memory
         created = skipped = 0
-        for item, (lateral, figure, item_skipped, joins) in zip(self.item_ids, parts):
+        for item, (lateral, figure, item_skipped, joins) in zip(self.item_ids, parts, strict=True):
             unit_price = item.product_id.with_company(cycle.company_id).standard_price
             factor = item.uom_id._compute_quantity(1.0, item.product_id.uom_id, round=False)
             quantity = SQL("r.quantity")
@@ -146,6 +151,12 @@ class G2PEntitlementManagerInkind(models.Model):
             item_created, item_skipped_count = self.env.cr.fetchone()
             created += item_created
             skipped += item_skipped_count
+            if item_skipped_count:
+                _logger.warning(
+                    "%s: skipped %d beneficiaries (CEL error or no positive figure, in SQL)",
+                    item._item_label(),
+                    item_skipped_count,
+                )
         Model.invalidate_model()
         return created, skipped
 

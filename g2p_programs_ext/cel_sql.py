@@ -781,6 +781,21 @@ class Compiled:
         value = compiler.compile(_parse(self.text), alias, today, extra or {})
         return value.sql, compiler.joins()
 
+    def shared_part(self, compiler, alias, today, extra=None):
+        """The text's expression over the res_partner alias ``alias``, compiled by
+        ``compiler`` (from :func:`shared_compiler`): its aggregates over ``members`` go
+        into the compiler's one grouped join with those of the other texts it compiled
+        (``compiler.joins()``, once, after ``FROM res_partner alias``)."""
+        compiler.extra_types = dict(self.extra_types)
+        return compiler.compile(_parse(self.text), alias, today, extra or {}).sql
+
+
+def shared_compiler(ids_sql, prefix="s"):
+    """A compiler for several texts of one query over the registrants among ``ids_sql``
+    (an SQL subquery of ids): their aggregates over ``members`` are computed by one
+    grouped pass over the memberships (``joins()``) instead of one per text."""
+    return Compiler({}, prefix=prefix, hoist=ids_sql)
+
 
 @functools.lru_cache(maxsize=512)
 def _compile_cached(text, extra_types):

@@ -87,15 +87,21 @@ class G2PEntitlementManagerBase(models.AbstractModel):
         managers that can, override."""
         return None
 
-    def _items_sql(self, ids_sql):
+    def _items_sql(self, ids_sql, shared=False):
         """[(lateral, figure, skipped, joins)] of each item (see the item's
-        ``_sql_contribution``), or None when one of them runs per beneficiary."""
+        ``_sql_contribution``), or None when one of them runs per beneficiary. With
+        ``shared``, the items' aggregates over ``members`` share one grouped join,
+        given with the first item's joins (for one query over all the items)."""
+        compiler = cel_sql.shared_compiler(ids_sql) if shared else None
         parts = []
         for index, item in enumerate(self.item_ids):
-            part = item._sql_contribution(ids_sql, "i%d" % index)
+            part = item._sql_contribution(ids_sql, "i%d" % index, compiler)
             if part is None:
                 return None
             parts.append(part)
+        if compiler is not None and parts:
+            lateral, figure, skipped, joins = parts[0]
+            parts[0] = (lateral, figure, skipped, SQL("%s %s", compiler.joins(), joins))
         return parts
 
     def _flush_for_sql(self, model):
@@ -189,20 +195,24 @@ class G2PEntitlementItemMixin(models.AbstractModel):
                 return None
         return tuple(out)
 
-    def _sql_parts(self, condition, formula, base, ids_sql, prefix=""):
+    def _sql_parts(self, condition, formula, base, ids_sql, prefix="", compiler=None):
         """The item's condition and formula as SQL over the res_partner alias ``p``, for
         the registrants among ``ids_sql`` (an SQL subquery of ids): (ok, figure, joins),
         ok true/false/NULL (error), figure a positive finite float8 or NULL (an error,
         or not a positive finite number), joins the grouped LEFT JOINs they read (SQL,
         after ``FROM res_partner p``). ``condition`` / ``formula``: cel_sql.Compiled or
         None (then true / the item's figure ``base``); ``prefix`` keeps the aliases of
-        two items apart in one query."""
+        two items apart in one query; ``compiler`` (cel_sql.shared_compiler): the
+        aggregates over ``members`` go to its one grouped join (then not in ``joins``)."""
         today = fields.Date.context_today(self)
         extra = {self._base_variable(): base}
         ok, joins = SQL("true"), []
         if condition is not None:
-            ok, join = condition.parts("p", today, ids_sql, prefix=prefix + "c")
-            joins.append(join)
+            if compiler is not None:
+                ok = condition.shared_part(compiler, "p", today)
+            else:
+                ok, join = condition.parts("p", today, ids_sql, prefix=prefix + "c")
+                joins.append(join)
             if condition.type != "bool":
                 ok = SQL("(CASE WHEN %s IS NULL THEN NULL ELSE false END)", ok)
         if formula is None or formula.type not in ("int", "double"):
@@ -210,8 +220,11 @@ class G2PEntitlementItemMixin(models.AbstractModel):
             given = formula is None and base > 0  # no formula and no positive figure: nothing, not skipped
             figure = SQL("CAST(%s AS float8)", repr(float(base))) if given else SQL("NULL::float8")
         else:
-            value, join = formula.parts("p", today, ids_sql, extra, prefix=prefix + "f")
-            joins.append(join)
+            if compiler is not None:
+                value = formula.shared_part(compiler, "p", today, extra)
+            else:
+                value, join = formula.parts("p", today, ids_sql, extra, prefix=prefix + "f")
+                joins.append(join)
             guard = "v > 0" if formula.type == "int" else "v > 0 AND v < 'Infinity'"
             figure = SQL(
                 "(SELECT CASE WHEN %s THEN v::float8 END FROM (SELECT %s AS v) f)" % (guard, "%s"), value
@@ -243,7 +256,7 @@ class G2PEntitlementItemMixin(models.AbstractModel):
         )
         return self.env.cr.fetchall()
 
-    def _sql_contribution(self, ids_sql, prefix):
+    def _sql_contribution(self, ids_sql, prefix, compiler=None):
         """The item's figure and skipped flag as SQL over the res_partner alias ``p``
         (among ``ids_sql``, an SQL subquery of ids), for a generation's INSERT ... SELECT:
         the same answers as :meth:`_figures` (domain, CEL condition and formula,
@@ -252,7 +265,8 @@ class G2PEntitlementItemMixin(models.AbstractModel):
         ``figure`` float8 (NULL: nothing from this item), ``skipped`` boolean (a CEL
         error, or no positive figure from the formula), ``joins`` SQL after ``FROM
         res_partner p``; or None when the item runs per beneficiary (a text without SQL
-        form, a multiplier field that is not a stored column)."""
+        form, a multiplier field that is not a stored column). ``compiler``: see
+        :meth:`_sql_parts`."""
         self.ensure_one()
         compiled = self._compiled_texts()
         if compiled is None:
@@ -271,7 +285,7 @@ class G2PEntitlementItemMixin(models.AbstractModel):
             in_domain = SQL("(p.id IN %s)", query.subselect())
         condition, formula = compiled
         ok, figure, joins = self._sql_parts(
-            condition, formula, float(self._base_figure() or 0.0), ids_sql, prefix=prefix
+            condition, formula, float(self._base_figure() or 0.0), ids_sql, prefix=prefix, compiler=compiler
         )
         alias = SQL.identifier(prefix + "a")
         lateral = SQL(

@@ -69,7 +69,7 @@ class G2PEntitlementManagerCash(models.Model):
         if not self.item_ids:
             return 0, 0
         ids_sql = SQL("(SELECT id FROM ids)")
-        parts = self._items_sql(ids_sql)
+        parts = self._items_sql(ids_sql, shared=True)  # one grouped pass over the members
         if parts is None:
             return None
         Model = self.env["g2p.entitlement"].sudo()

@@ -13,6 +13,7 @@ from ..refusal import coded
 _logger = logging.getLogger(__name__)
 
 DEFAULT_ASYNC_THRESHOLD = 1000
+ANALYZE_AFTER = 10000  # memberships inserted by one enrollment statement
 BATCH_SIZE = 5000
 
 
@@ -550,14 +551,9 @@ class G2PProgram(models.Model):
                        UPDATE g2p_program_membership pm
                        SET state = 'not_eligible', write_uid = %(uid)s, write_date = now() AT TIME ZONE 'UTC'
                        WHERE pm.program_id = %(program)s AND pm.state = 'enrolled'
-                         -- EXCEPT (hashed or sorted), not NOT EXISTS: an anti-join over the
-                         -- CTE, planned as a nested loop, made a second run quadratic
-                         AND pm.partner_id IN (
-                             SELECT pe.partner_id FROM g2p_program_membership pe
-                             WHERE pe.program_id = %(program)s AND pe.state = 'enrolled'
-                               AND (%(first)s::int IS NULL OR pe.partner_id >= %(first)s::int)
-                               AND (%(last)s::int IS NULL OR pe.partner_id <= %(last)s::int)
-                             EXCEPT SELECT c.id FROM cand c WHERE c.ok)
+                         AND (%(first)s::int IS NULL OR pm.partner_id >= %(first)s::int)
+                         AND (%(last)s::int IS NULL OR pm.partner_id <= %(last)s::int)
+                         AND NOT EXISTS (SELECT 1 FROM cand c WHERE c.id = pm.partner_id AND c.ok)
                        RETURNING 1)
                    SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM back),
                           (SELECT count(*) FROM fail), (SELECT count(*) FROM cand WHERE ok IS NULL)""",
@@ -571,6 +567,12 @@ class G2PProgram(models.Model):
             )
         )
         inserted, back, failing, errors = self.env.cr.fetchone()
+        if inserted > ANALYZE_AFTER:
+            # Fresh statistics for the next run: with the table's figures from before this
+            # bulk insert the planner expects no enrolled row for the program and checks the
+            # enrolled ones against the candidates in a nested loop (seen: 205 s instead of
+            # seconds for a second run over 51,863 memberships).
+            self.env.cr.execute("ANALYZE g2p_program_membership")
         Membership.invalidate_model()
         self.invalidate_recordset(["program_membership_ids", "beneficiary_count"])
         if evaluator:

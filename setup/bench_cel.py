@@ -18,7 +18,7 @@ written with COPY: 1 to 10 members per household, ages 0 to 80, 5 % with a disab
   runtime), for comparison.
 
 Usage: .venv/bin/python setup/bench_cel.py [--sizes 100000] [--db g2p_bench_cel] [--keep-db]
-       [--per-beneficiary] [--reuse]
+       [--per-beneficiary] [--reuse] [--count-only]
 """
 
 import argparse
@@ -78,6 +78,8 @@ def bench_cel_size(odoo, db, size, args, table):
             seconds < size / 1e6,
         )
 
+        if args.count_only:
+            return
         # raw INSERT ... SELECT of the same memberships, rolled back
         eligible = program._eligible_ids(program._candidate_ids())
         cr.execute("SAVEPOINT raw")
@@ -183,6 +185,9 @@ def main():
         "--reuse", action="store_true", help="the database and its registry exist (--keep-db before)"
     )
     ap.add_argument("--per-beneficiary", action="store_true")
+    ap.add_argument(
+        "--count-only", action="store_true", help="only the eligible count (e.g. at 1,000,000 households)"
+    )
     args = ap.parse_args()
     odoo = bench.odoo_env(args.db)
     table = bench.Table()

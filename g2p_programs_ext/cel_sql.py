@@ -29,8 +29,10 @@ Usage::
 import functools
 import re
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from celpy.celparser import CELParser
+from dateutil.relativedelta import relativedelta
 from lark import Token, Tree
 
 from odoo.tools import SQL
@@ -140,6 +142,10 @@ class Val:
 
     sql: SQL
     type: str
+    # set on an int literal (its value) and on an ``age`` fact (the birthdate column):
+    # ``age < 5`` then compiles to a comparison of the birthdate with a date
+    const: int = None
+    birthdate: str = None
 
 
 def _err(type_="error"):
@@ -307,6 +313,9 @@ class Compiler:
             eq = self._equal(a, b)
             return Val(eq if op == "eq" else SQL("(NOT %s)", eq), "bool")
         sql_op = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}[op]
+        by_date = self._age_by_date(op, a, b)
+        if by_date is not None:
+            return by_date
         if a.type in NUMERIC and b.type in NUMERIC:
             x, y = self._as_double(a, b)
             if a.type == b.type == "int":
@@ -334,6 +343,26 @@ class Compiler:
         x = SQL("%s::float8", a.sql) if a.type == "int" else a.sql
         y = SQL("%s::float8", b.sql) if b.type == "int" else b.sql
         return x, y
+
+    def _age_by_date(self, op, a, b):
+        """``age <op> N`` (or ``N <op> age``, N an int literal from 0 to 150) as a
+        comparison of the birthdate with a date (the same answer, NULL included, as
+        ``cel_age``: age >= N exactly when birthdate + N years <= today, and that holds
+        up to a cutoff date); None otherwise."""
+        if a.birthdate is None and b.birthdate is not None:
+            a, b = b, a
+            op = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}[op]
+        if a.birthdate is None or b.const is None or not 0 <= b.const <= 150:
+            return None
+        n = b.const + 1 if op in ("le", "gt") else b.const  # age <= N: age < N + 1
+        at_least = op in ("ge", "gt")  # age >= n, else age < n
+        return Val(
+            SQL(
+                "(%s %s %s::date)" % (a.birthdate, "<=" if at_least else ">", "%s"),
+                _age_cutoff(self.today, n),
+            ),
+            "bool",
+        )
 
     def _equal(self, a, b):
         """SQL bool for CEL ``a == b`` (neither an error type): heterogeneous equality."""
@@ -423,7 +452,7 @@ class Compiler:
             if not INT_MIN <= value <= INT_MAX:
                 raise Unsupported("an integer literal out of int64")
             # CAST(-9223372036854775808 AS bigint): a "-x::bigint" would cast before negating
-            return Val(SQL("CAST(%s AS bigint)", value), "int")
+            return Val(SQL("CAST(%s AS bigint)", value), "int", const=value)
         if token.type == "FLOAT_LIT":
             # given as text: a numeric literal has no negative zero
             return Val(SQL("CAST(%s AS float8)", repr(float(text))), "double")
@@ -516,7 +545,11 @@ class Compiler:
         if type_ is None:
             return _err()  # no such key: an error on every registrant
         if name == "age":
-            return Val(SQL("cel_age(%s.birthdate, %%s::date)" % alias, self.today), "int")
+            return Val(
+                SQL("cel_age(%s.birthdate, %%s::date)" % alias, self.today),
+                "int",
+                birthdate="%s.birthdate" % alias,
+            )
         if name == "birthdate":
             return Val(SQL("to_char(%s.birthdate, 'YYYY-MM-DD')" % alias), "string")
         if name in ("id_number", "gender"):
@@ -733,6 +766,18 @@ class Compiler:
             body,
             self.hoist,
         )
+
+
+def _age_cutoff(today, years):
+    """The last birthdate b with b + ``years`` years <= ``today`` (29 February + 1 year
+    = 28 February, as PostgreSQL's date arithmetic in ``cel_age``): age >= years exactly
+    when the birthdate is on or before it."""
+    if isinstance(today, str):
+        today = date.fromisoformat(today)
+    cutoff = today - relativedelta(years=years)
+    while cutoff + timedelta(days=1) + relativedelta(years=years) <= today:
+        cutoff += timedelta(days=1)
+    return cutoff
 
 
 def _mentions(alias, sql):

@@ -90,6 +90,7 @@ FUNCTIONS = [
        LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
        SELECT CASE WHEN (a = 0 OR abs(a) BETWEEN 1e-150 AND 1e150) AND (b = 0 OR abs(b) BETWEEN 1e-150 AND 1e150)
                    THEN a * b
+                   WHEN a = 0 OR b = 0 THEN a * b
                    WHEN a = 'NaN' OR b = 'NaN' OR abs(a) = 'Infinity' OR abs(b) = 'Infinity' THEN a * b
                    WHEN ln(abs(a)) + ln(abs(b)) > 709.78 THEN sign(a) * sign(b) * 'Infinity'::float8
                    WHEN ln(abs(a)) + ln(abs(b)) < -744.0 THEN sign(a) * sign(b) * 0.0::float8
@@ -102,6 +103,7 @@ FUNCTIONS = [
                              ELSE '-Infinity'::float8 END
                    WHEN (a = 0 OR abs(a) BETWEEN 1e-150 AND 1e150) AND abs(b) BETWEEN 1e-150 AND 1e150
                    THEN a / b
+                   WHEN a = 0 THEN a / b
                    WHEN a = 'NaN' OR b = 'NaN' OR abs(a) = 'Infinity' OR abs(b) = 'Infinity' THEN a / b
                    WHEN ln(abs(a)) - ln(abs(b)) > 709.78 THEN sign(a) * sign(b) * 'Infinity'::float8
                    WHEN ln(abs(a)) - ln(abs(b)) < -744.0 THEN sign(a) * sign(b) * 0.0::float8
@@ -429,6 +431,16 @@ class Compiler:
         if len(node.children) == 1:
             return self.expr(node.children[0])
         op_node, operand = node.children
+        # CEL's parsers drop an even run of one unary operator (`!!x` is `x`, `--x` is `x`,
+        # whatever x's type), as the official runtime does; cel-python's parser keeps it
+        if (
+            isinstance(operand, Tree)
+            and operand.data == "unary"
+            and len(operand.children) == 2
+            and isinstance(operand.children[0], Tree)
+            and operand.children[0].data == op_node.data
+        ):
+            return self.expr(operand.children[1])
         val = self.value(operand)
         if op_node.data == "unary_not":
             return Val(SQL("(NOT %s)", self._bool(val)), "bool")

@@ -105,12 +105,12 @@ class G2PEntitlementManagerBase(models.AbstractModel):
         return parts
 
     def _flush_for_sql(self, model):
-        """Flush what generation in SQL reads and writes (``model``: the entitlement
-        model's recordset)."""
-        for name in ("res.partner", "g2p.group.membership", "spp.service.point", "g2p.cycle.membership"):
-            if name in self.env:
-                self.env[name].flush_model()
-        model.flush_model()
+        """Flush everything before generation in SQL (``model``: the entitlement model's
+        recordset): the statement reads the registry, the cycle and the managers, and
+        what runs after it in the same transaction (approval) may read with SQL what the
+        caller changed before (e.g. the manager's warehouse), as after the batched path's
+        flush."""
+        self.env.flush_all()
 
     def _create_entitlements(self, model, vals_list):
         """Create the entitlements ``vals_list`` (of ``model``, a recordset of the entitlement

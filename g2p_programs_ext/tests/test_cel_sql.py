@@ -148,7 +148,8 @@ def bools(depth, var=None):
         _binary(i, ["=="], s, portable=False),  # different types: false
         _binary(s, ["startsWith", "endsWith", "contains"], s, wrap="%s.%s(%s)"),
         _binary(sub, ["&&", "||"], sub),
-        sub.map(lambda t: ("!%s" % t[0], t[1])),
+        # "!!x" is x for the CEL parsers (an even run is dropped), not for cel-python
+        sub.map(lambda t: ("!%s" % t[0], t[1] and not t[0].startswith("!"))),
         st.tuples(sub, sub, sub).map(
             lambda t: ("(%s ? %s : %s)" % (t[0][0], t[1][0], t[2][0]), all(x[1] for x in t))
         ),

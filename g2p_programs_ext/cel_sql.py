@@ -29,8 +29,10 @@ Usage::
 import functools
 import re
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from celpy.celparser import CELParser
+from dateutil.relativedelta import relativedelta
 from lark import Token, Tree
 
 from odoo.tools import SQL
@@ -88,6 +90,7 @@ FUNCTIONS = [
        LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
        SELECT CASE WHEN (a = 0 OR abs(a) BETWEEN 1e-150 AND 1e150) AND (b = 0 OR abs(b) BETWEEN 1e-150 AND 1e150)
                    THEN a * b
+                   WHEN a = 0 OR b = 0 THEN a * b
                    WHEN a = 'NaN' OR b = 'NaN' OR abs(a) = 'Infinity' OR abs(b) = 'Infinity' THEN a * b
                    WHEN ln(abs(a)) + ln(abs(b)) > 709.78 THEN sign(a) * sign(b) * 'Infinity'::float8
                    WHEN ln(abs(a)) + ln(abs(b)) < -744.0 THEN sign(a) * sign(b) * 0.0::float8
@@ -100,6 +103,7 @@ FUNCTIONS = [
                              ELSE '-Infinity'::float8 END
                    WHEN (a = 0 OR abs(a) BETWEEN 1e-150 AND 1e150) AND abs(b) BETWEEN 1e-150 AND 1e150
                    THEN a / b
+                   WHEN a = 0 THEN a / b
                    WHEN a = 'NaN' OR b = 'NaN' OR abs(a) = 'Infinity' OR abs(b) = 'Infinity' THEN a / b
                    WHEN ln(abs(a)) - ln(abs(b)) > 709.78 THEN sign(a) * sign(b) * 'Infinity'::float8
                    WHEN ln(abs(a)) - ln(abs(b)) < -744.0 THEN sign(a) * sign(b) * 0.0::float8
@@ -116,6 +120,14 @@ FUNCTIONS = [
        SELECT (date_part('year', t) - date_part('year', b))::bigint
               - CASE WHEN b + make_interval(years => (date_part('year', t) - date_part('year', b))::int) > t
                      THEN 1 ELSE 0 END $$""",
+    # odoo.tools.float_round(x, precision_rounding=r) (HALF-UP), step for step in IEEE
+    # doubles (epsilon 2**(log2|x/r| - 52), then round half even), for generation's
+    # INSERT ... SELECT
+    """CREATE OR REPLACE FUNCTION g2p_float_round(x float8, r float8) RETURNS float8
+       LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+       SELECT CASE WHEN r = 0 OR x = 0 THEN 0.0::float8
+                   ELSE round(x / r + sign(x / r) * power(2::float8, ln(abs(x / r)) / ln(2::float8) - 52)) * r
+              END $$""",
 ]
 
 NUMERIC = ("int", "double")
@@ -132,6 +144,10 @@ class Val:
 
     sql: SQL
     type: str
+    # set on an int literal (its value) and on an ``age`` fact (the birthdate column):
+    # ``age < 5`` then compiles to a comparison of the birthdate with a date
+    const: int = None
+    birthdate: str = None
 
 
 def _err(type_="error"):
@@ -299,6 +315,9 @@ class Compiler:
             eq = self._equal(a, b)
             return Val(eq if op == "eq" else SQL("(NOT %s)", eq), "bool")
         sql_op = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}[op]
+        by_date = self._age_by_date(op, a, b)
+        if by_date is not None:
+            return by_date
         if a.type in NUMERIC and b.type in NUMERIC:
             x, y = self._as_double(a, b)
             if a.type == b.type == "int":
@@ -326,6 +345,26 @@ class Compiler:
         x = SQL("%s::float8", a.sql) if a.type == "int" else a.sql
         y = SQL("%s::float8", b.sql) if b.type == "int" else b.sql
         return x, y
+
+    def _age_by_date(self, op, a, b):
+        """``age <op> N`` (or ``N <op> age``, N an int literal from 0 to 150) as a
+        comparison of the birthdate with a date (the same answer, NULL included, as
+        ``cel_age``: age >= N exactly when birthdate + N years <= today, and that holds
+        up to a cutoff date); None otherwise."""
+        if a.birthdate is None and b.birthdate is not None:
+            a, b = b, a
+            op = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}[op]
+        if a.birthdate is None or b.const is None or not 0 <= b.const <= 150:
+            return None
+        n = b.const + 1 if op in ("le", "gt") else b.const  # age <= N: age < N + 1
+        at_least = op in ("ge", "gt")  # age >= n, else age < n
+        return Val(
+            SQL(
+                "(%s %s %s::date)" % (a.birthdate, "<=" if at_least else ">", "%s"),
+                _age_cutoff(self.today, n),
+            ),
+            "bool",
+        )
 
     def _equal(self, a, b):
         """SQL bool for CEL ``a == b`` (neither an error type): heterogeneous equality."""
@@ -392,6 +431,16 @@ class Compiler:
         if len(node.children) == 1:
             return self.expr(node.children[0])
         op_node, operand = node.children
+        # CEL's parsers drop an even run of one unary operator (`!!x` is `x`, `--x` is `x`,
+        # whatever x's type), as the official runtime does; cel-python's parser keeps it
+        if (
+            isinstance(operand, Tree)
+            and operand.data == "unary"
+            and len(operand.children) == 2
+            and isinstance(operand.children[0], Tree)
+            and operand.children[0].data == op_node.data
+        ):
+            return self.expr(operand.children[1])
         val = self.value(operand)
         if op_node.data == "unary_not":
             return Val(SQL("(NOT %s)", self._bool(val)), "bool")
@@ -415,7 +464,7 @@ class Compiler:
             if not INT_MIN <= value <= INT_MAX:
                 raise Unsupported("an integer literal out of int64")
             # CAST(-9223372036854775808 AS bigint): a "-x::bigint" would cast before negating
-            return Val(SQL("CAST(%s AS bigint)", value), "int")
+            return Val(SQL("CAST(%s AS bigint)", value), "int", const=value)
         if token.type == "FLOAT_LIT":
             # given as text: a numeric literal has no negative zero
             return Val(SQL("CAST(%s AS float8)", repr(float(text))), "double")
@@ -508,7 +557,11 @@ class Compiler:
         if type_ is None:
             return _err()  # no such key: an error on every registrant
         if name == "age":
-            return Val(SQL("cel_age(%s.birthdate, %%s::date)" % alias, self.today), "int")
+            return Val(
+                SQL("cel_age(%s.birthdate, %%s::date)" % alias, self.today),
+                "int",
+                birthdate="%s.birthdate" % alias,
+            )
         if name == "birthdate":
             return Val(SQL("to_char(%s.birthdate, 'YYYY-MM-DD')" % alias), "string")
         if name in ("id_number", "gender"):
@@ -660,21 +713,27 @@ class Compiler:
             source, alias, mapped.type, SQL("%s.k" % alias), anchor=SQL("(%s IS NULL OR true)" % alias)
         )
 
+    # Each reads the keep k and the predicate p once per row (a simple CASE evaluates
+    # its operand once; identical aggregates are computed once): per member, 3 = the
+    # list errs (k NULL), then for exists 2 = true, 1 = error, 0 = false (all: the
+    # same for NOT p). size: an error adds 2^30 (int4: summed in bigint), beyond any household.
     _AGGREGATES = {
         "size": (
-            "CASE WHEN bool_or(%(k)s IS NULL) THEN NULL ELSE count(*) FILTER (WHERE %(k)s) END",
+            "CASE WHEN sum(CASE %(k)s WHEN true THEN 1 WHEN false THEN 0 ELSE 1073741824 END) "
+            ">= 1073741824 THEN NULL "
+            "ELSE coalesce(sum(CASE %(k)s WHEN true THEN 1 WHEN false THEN 0 ELSE 1073741824 END), 0)::bigint END",
             "int",
             "0",
         ),
         "exists": (
-            "CASE WHEN bool_or(%(k)s IS NULL) THEN NULL WHEN bool_or(%(k)s AND %(p)s) THEN true "
-            "WHEN bool_or(%(k)s AND %(p)s IS NULL) THEN NULL ELSE false END",
+            "CASE max(CASE %(k)s WHEN true THEN coalesce((%(p)s)::int * 2, 1) WHEN false THEN 0 ELSE 3 END) "
+            "WHEN 3 THEN NULL WHEN 2 THEN true WHEN 1 THEN NULL ELSE false END",
             "bool",
             "false",
         ),
         "all": (
-            "CASE WHEN bool_or(%(k)s IS NULL) THEN NULL WHEN bool_or(%(k)s AND NOT %(p)s) THEN false "
-            "WHEN bool_or(%(k)s AND %(p)s IS NULL) THEN NULL ELSE true END",
+            "CASE max(CASE %(k)s WHEN true THEN coalesce((NOT %(p)s)::int * 2, 1) WHEN false THEN 0 ELSE 3 END) "
+            "WHEN 3 THEN NULL WHEN 2 THEN false WHEN 1 THEN NULL ELSE true END",
             "bool",
             "true",
         ),
@@ -719,6 +778,18 @@ class Compiler:
             body,
             self.hoist,
         )
+
+
+def _age_cutoff(today, years):
+    """The last birthdate b with b + ``years`` years <= ``today`` (29 February + 1 year
+    = 28 February, as PostgreSQL's date arithmetic in ``cel_age``): age >= years exactly
+    when the birthdate is on or before it."""
+    if isinstance(today, str):
+        today = date.fromisoformat(today)
+    cutoff = today - relativedelta(years=years)
+    while cutoff + timedelta(days=1) + relativedelta(years=years) <= today:
+        cutoff += timedelta(days=1)
+    return cutoff
 
 
 def _mentions(alias, sql):
@@ -766,6 +837,21 @@ class Compiled:
         compiler = Compiler(dict(self.extra_types), prefix=prefix, hoist=ids_sql)
         value = compiler.compile(_parse(self.text), alias, today, extra or {})
         return value.sql, compiler.joins()
+
+    def shared_part(self, compiler, alias, today, extra=None):
+        """The text's expression over the res_partner alias ``alias``, compiled by
+        ``compiler`` (from :func:`shared_compiler`): its aggregates over ``members`` go
+        into the compiler's one grouped join with those of the other texts it compiled
+        (``compiler.joins()``, once, after ``FROM res_partner alias``)."""
+        compiler.extra_types = dict(self.extra_types)
+        return compiler.compile(_parse(self.text), alias, today, extra or {}).sql
+
+
+def shared_compiler(ids_sql, prefix="s"):
+    """A compiler for several texts of one query over the registrants among ``ids_sql``
+    (an SQL subquery of ids): their aggregates over ``members`` are computed by one
+    grouped pass over the memberships (``joins()``) instead of one per text."""
+    return Compiler({}, prefix=prefix, hoist=ids_sql)
 
 
 @functools.lru_cache(maxsize=512)

@@ -769,6 +769,13 @@ class G2PCycle(models.Model):
                 .with_context(tracking_disable=True, mail_create_nolog=True, mail_notrack=True)
             )
             submitted = manager._generated_state_vals()
+            in_sql = None
+            if not self.env.context.get("entitlement_generation_batched"):  # the benchmark's comparison
+                in_sql = manager._generate_in_sql(self, partner_ids, submitted) if partner_ids else (0, 0)
+            if in_sql is not None:  # figures computed inside one INSERT ... SELECT
+                created += in_sql[0]
+                skipped += in_sql[1]
+                continue
             for start in range(0, len(partner_ids), BATCH_SIZE):
                 vals, batch_skipped = manager._prepare_entitlements(
                     self, partner_ids[start : start + BATCH_SIZE]

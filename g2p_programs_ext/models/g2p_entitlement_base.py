@@ -364,9 +364,63 @@ class G2PEntitlementBase(models.AbstractModel):
     @api.model
     def _complete_vals(self, vals_list):
         """Hook: fill in values of new entitlements (in place) before they are created,
-        by the ORM or in bulk. Each addon that adds a field to every entitlement fills it here.
-        Returns ``vals_list``."""
+        by the ORM or in bulk. Each addon that adds a field to every entitlement fills it here,
+        and in :meth:`_complete_sql` (generation in SQL). Returns ``vals_list``."""
         return vals_list
+
+    @api.model
+    def _complete_sql(self, values):
+        """Hook, the SQL twin of :meth:`_complete_vals` for generation in one
+        ``INSERT ... SELECT`` (:meth:`_insert_select_sql`): add to ``values`` ({field
+        name: SQL expression over the beneficiary, res_partner aliased ``p``, or a
+        constant}) the fields an addon fills in ``_complete_vals``, where missing.
+        Returns ``values``."""
+        return values
+
+    @api.model
+    def _insert_select_sql(self, values, source, conflict):
+        """SQL of ``INSERT INTO <table> (...) SELECT ... FROM <source>``: new entitlements
+        in one statement, for generation at scale (the SQL twin of :meth:`_bulk_insert`).
+
+        ``values``: {field name: an ``SQL`` expression over ``source`` (the beneficiary
+        is res_partner aliased ``p``), or a constant (ids, numbers, dates, selection
+        keys; False is NULL but for booleans)}; it must give every stored field that is
+        computed or related; :meth:`_complete_sql` adds the addons' fields;
+        ``create_uid``/``write_uid``/dates are added. Rows that would break the unique
+        constraint on the ``conflict`` columns are skipped (``ON CONFLICT DO
+        NOTHING``). The statement ``RETURNING 1`` for each row inserted; the caller
+        flushes before and invalidates the model after.
+
+        :return: SQL"""
+        values = self._complete_sql(dict(values))
+        now = fields.Datetime.now()
+        values.update(create_uid=self.env.uid, write_uid=self.env.uid, create_date=now, write_date=now)
+        columns, exprs = [], []
+        for name, value in values.items():
+            field = self._fields[name]
+            if field.type in ("one2many", "many2many") or not field.store:
+                raise ValueError("_insert_select_sql takes stored, non-relational-list fields only")
+            columns.append(SQL.identifier(name))
+            if isinstance(value, SQL) and field.column_type[0] == "numeric":
+                # a double through its shortest text, as psycopg2 sends a Python float:
+                # the same digits as _bulk_insert writes (a direct cast keeps only 15)
+                value = SQL("CAST(CAST(CAST(%s AS float8) AS text) AS numeric)", value)
+            elif not isinstance(value, SQL):
+                if field.type == "boolean":
+                    value = bool(value)
+                elif value is False:
+                    value = None
+                # typed: a bare NULL or text literal would not fit an integer column
+                value = SQL("CAST(%s AS %s)", value, SQL(field.column_type[1]))
+            exprs.append(value)
+        return SQL(
+            "INSERT INTO %s (%s) SELECT %s FROM %s ON CONFLICT (%s) DO NOTHING RETURNING 1",
+            SQL.identifier(self._table),
+            SQL(", ").join(columns),
+            SQL(", ").join(exprs),
+            source,
+            SQL(", ").join(SQL.identifier(c) for c in conflict),
+        )
 
     @api.model
     def _bulk_insert(self, vals_list, conflict=()):

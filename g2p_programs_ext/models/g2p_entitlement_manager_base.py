@@ -78,6 +78,40 @@ class G2PEntitlementManagerBase(models.AbstractModel):
         enrolled cycle members that have none yet). Returns (vals list, skipped count)."""
         raise NotImplementedError
 
+    def _generate_in_sql(self, cycle, partner_ids, state_vals):
+        """Generate the missing entitlements of ``partner_ids`` (res.partner ids, enrolled
+        members of ``cycle``) in SQL, figures computed inside the ``INSERT ... SELECT``,
+        with ``state_vals`` (:meth:`_generated_state_vals`) on each. Returns (created,
+        skipped), or None when some item runs per beneficiary (then the caller uses
+        :meth:`_prepare_entitlements` and :meth:`_create_entitlements`). None here:
+        managers that can, override."""
+        return None
+
+    def _items_sql(self, ids_sql, shared=False):
+        """[(lateral, figure, skipped, joins)] of each item (see the item's
+        ``_sql_contribution``), or None when one of them runs per beneficiary. With
+        ``shared``, the items' aggregates over ``members`` share one grouped join,
+        given with the first item's joins (for one query over all the items)."""
+        compiler = cel_sql.shared_compiler(ids_sql) if shared else None
+        parts = []
+        for index, item in enumerate(self.item_ids):
+            part = item._sql_contribution(ids_sql, "i%d" % index, compiler)
+            if part is None:
+                return None
+            parts.append(part)
+        if compiler is not None and parts:
+            lateral, figure, skipped, joins = parts[0]
+            parts[0] = (lateral, figure, skipped, SQL("%s %s", compiler.joins(), joins))
+        return parts
+
+    def _flush_for_sql(self, model):
+        """Flush everything before generation in SQL (``model``: the entitlement model's
+        recordset): the statement reads the registry, the cycle and the managers, and
+        what runs after it in the same transaction (approval) may read with SQL what the
+        caller changed before (e.g. the manager's warehouse), as after the batched path's
+        flush."""
+        self.env.flush_all()
+
     def _create_entitlements(self, model, vals_list):
         """Create the entitlements ``vals_list`` (of ``model``, a recordset of the entitlement
         model). Returns how many were created. The ORM by default; a manager whose values
@@ -161,18 +195,24 @@ class G2PEntitlementItemMixin(models.AbstractModel):
                 return None
         return tuple(out)
 
-    def _sql_answers(self, partner_ids, condition, formula, base):
-        """One SQL query: for each of ``partner_ids``, (id, condition answer, figure):
-        answer true/false/NULL (error), figure a positive finite float or NULL (an
-        error, or not a positive finite number); ``condition`` / ``formula`` are
-        cel_sql.Compiled or None (then true / the item's figure ``base``)."""
+    def _sql_parts(self, condition, formula, base, ids_sql, prefix="", compiler=None):
+        """The item's condition and formula as SQL over the res_partner alias ``p``, for
+        the registrants among ``ids_sql`` (an SQL subquery of ids): (ok, figure, joins),
+        ok true/false/NULL (error), figure a positive finite float8 or NULL (an error,
+        or not a positive finite number), joins the grouped LEFT JOINs they read (SQL,
+        after ``FROM res_partner p``). ``condition`` / ``formula``: cel_sql.Compiled or
+        None (then true / the item's figure ``base``); ``prefix`` keeps the aliases of
+        two items apart in one query; ``compiler`` (cel_sql.shared_compiler): the
+        aggregates over ``members`` go to its one grouped join (then not in ``joins``)."""
         today = fields.Date.context_today(self)
         extra = {self._base_variable(): base}
-        ids_sql = SQL("(SELECT unnest(%s::int[]))", list(partner_ids))
         ok, joins = SQL("true"), []
         if condition is not None:
-            ok, join = condition.parts("p", today, ids_sql, prefix="c")
-            joins.append(join)
+            if compiler is not None:
+                ok = condition.shared_part(compiler, "p", today)
+            else:
+                ok, join = condition.parts("p", today, ids_sql, prefix=prefix + "c")
+                joins.append(join)
             if condition.type != "bool":
                 ok = SQL("(CASE WHEN %s IS NULL THEN NULL ELSE false END)", ok)
         if formula is None or formula.type not in ("int", "double"):
@@ -180,12 +220,24 @@ class G2PEntitlementItemMixin(models.AbstractModel):
             given = formula is None and base > 0  # no formula and no positive figure: nothing, not skipped
             figure = SQL("CAST(%s AS float8)", repr(float(base))) if given else SQL("NULL::float8")
         else:
-            value, join = formula.parts("p", today, ids_sql, extra, prefix="f")
-            joins.append(join)
+            if compiler is not None:
+                value = formula.shared_part(compiler, "p", today, extra)
+            else:
+                value, join = formula.parts("p", today, ids_sql, extra, prefix=prefix + "f")
+                joins.append(join)
             guard = "v > 0" if formula.type == "int" else "v > 0 AND v < 'Infinity'"
             figure = SQL(
                 "(SELECT CASE WHEN %s THEN v::float8 END FROM (SELECT %s AS v) f)" % (guard, "%s"), value
             )
+        return ok, figure, SQL(" ").join(joins)
+
+    def _sql_answers(self, partner_ids, condition, formula, base):
+        """One SQL query: for each of ``partner_ids``, (id, condition answer, figure):
+        answer true/false/NULL (error), figure a positive finite float or NULL (an
+        error, or not a positive finite number); ``condition`` / ``formula`` are
+        cel_sql.Compiled or None (then true / the item's figure ``base``)."""
+        ids_sql = SQL("(SELECT unnest(%s::int[]))", list(partner_ids))
+        ok, figure, joins = self._sql_parts(condition, formula, base, ids_sql)
         # Raw SQL: the item's condition and formula over a batch in one query (cel_sql);
         # reads only, after a flush of what it reads.
         self.env["res.partner"].flush_model()
@@ -197,12 +249,75 @@ class G2PEntitlementItemMixin(models.AbstractModel):
                 "SELECT p.id, c.ok, CASE WHEN c.ok THEN %s END FROM res_partner p %s "
                 "CROSS JOIN LATERAL (SELECT %s AS ok OFFSET 0) c WHERE p.id = ANY(%s)",
                 figure,
-                SQL(" ").join(joins),
+                joins,
                 ok,
                 list(partner_ids),
             )
         )
         return self.env.cr.fetchall()
+
+    def _sql_contribution(self, ids_sql, prefix, compiler=None):
+        """The item's figure and skipped flag as SQL over the res_partner alias ``p``
+        (among ``ids_sql``, an SQL subquery of ids), for a generation's INSERT ... SELECT:
+        the same answers as :meth:`_figures` (domain, CEL condition and formula,
+        multiplier with its cap). Returns (lateral, figure, skipped, joins): ``lateral``
+        a ``CROSS JOIN LATERAL`` (SQL) computing the answers once per registrant,
+        ``figure`` float8 (NULL: nothing from this item), ``skipped`` boolean (a CEL
+        error, or no positive figure from the formula), ``joins`` SQL after ``FROM
+        res_partner p``; or None when the item runs per beneficiary (a text without SQL
+        form, a multiplier field that is not a stored column). ``compiler``: see
+        :meth:`_sql_parts`."""
+        self.ensure_one()
+        compiled = self._compiled_texts()
+        if compiled is None:
+            return None
+        multiplier = None
+        if self.multiplier_field:
+            field = self.env["res.partner"]._fields.get(self.multiplier_field)
+            if not (field and field.store and field.column_type):
+                return None
+            value = SQL("coalesce(p.%s, 0)", SQL.identifier(field.name))
+            multiplier = SQL("least(%s, %s)", value, self.max_multiplier) if self.max_multiplier else value
+        in_domain = SQL("true")
+        if self.condition and self.condition.strip():
+            domain = self.env["g2p.program"]._parse_domain(self.condition, self._item_label())
+            query = self.env["res.partner"].sudo().with_context(active_test=False)._search(domain)
+            in_domain = SQL("(p.id IN %s)", query.subselect())
+        condition, formula = compiled
+        ok, figure, joins = self._sql_parts(
+            condition, formula, float(self._base_figure() or 0.0), ids_sql, prefix=prefix, compiler=compiler
+        )
+        alias = SQL.identifier(prefix + "a")
+        lateral = SQL(
+            # OFFSET 0: each answer computed once, read twice below
+            "CROSS JOIN LATERAL (SELECT %s AS d, %s AS ok, %s AS fig %s OFFSET 0) %s",
+            in_domain,
+            ok,
+            figure,
+            SQL(", %s AS mul", multiplier) if multiplier is not None else SQL(),
+            alias,
+        )
+        a = lambda name: SQL("%s.%s", alias, SQL.identifier(name))  # noqa: E731
+        if multiplier is None:
+            contribution = SQL("CASE WHEN %s AND %s THEN %s END", a("d"), a("ok"), a("fig"))
+        else:
+            contribution = SQL(
+                "CASE WHEN %s AND %s AND %s > 0 THEN %s * %s::float8 END",
+                a("d"),
+                a("ok"),
+                a("mul"),
+                a("fig"),
+                a("mul"),
+            )
+        skipped = SQL(
+            "coalesce(%s AND (%s IS NULL OR (%s AND %s IS NULL AND %s)), false)",
+            a("d"),
+            a("ok"),
+            a("ok"),
+            a("fig"),
+            SQL("true") if formula is not None else SQL("false"),
+        )
+        return lateral, contribution, skipped, joins
 
     def _item_label(self):
         self.ensure_one()

@@ -1,7 +1,11 @@
+import logging
+
 from odoo import _, api, fields, models
 from odoo.addons.g2p_programs_ext.refusal import coded
 from odoo.exceptions import ValidationError
-from odoo.tools import float_round
+from odoo.tools import SQL, float_round
+
+_logger = logging.getLogger(__name__)
 
 
 class G2PEntitlementManagerInkind(models.Model):
@@ -69,6 +73,92 @@ class G2PEntitlementManagerInkind(models.Model):
             [cycle.id, list(partner_ids)],
         )
         return set(self.env.cr.fetchall())
+
+    def _generate_in_sql(self, cycle, partner_ids, state_vals):
+        """In-kind entitlements of ``partner_ids`` (res.partner ids, enrolled members of
+        ``cycle``) that have none yet for an item, one ``INSERT ... SELECT`` per item:
+        the item's figure (domain, CEL condition and formula, multiplier) rounded to the
+        item UoM inside it, with the same values as :meth:`_prepare_entitlements`.
+        Returns (created, skipped), or None when an item runs per beneficiary."""
+        self.ensure_one()
+        ids_sql = SQL("(SELECT id FROM ids)")
+        parts = self._items_sql(ids_sql)
+        if parts is None:
+            return None
+        Model = self.env["g2p.entitlement.inkind"].sudo()
+        self._flush_for_sql(Model)
+        self.env.cr.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
+        self.env.cr.execute("SET LOCAL work_mem = '64MB'")  # the members' grouped aggregates, in memory
+        created = skipped = 0
+        for item, (lateral, figure, item_skipped, joins) in zip(self.item_ids, parts, strict=True):
+            unit_price = item.product_id.with_company(cycle.company_id).standard_price
+            factor = item.uom_id._compute_quantity(1.0, item.product_id.uom_id, round=False)
+            quantity = SQL("r.quantity")
+            values = {
+                **cycle._entitlement_common_vals(),
+                "quantity_redeemed": 0.0,
+                **state_vals,
+                "partner_id": SQL("p.id"),
+                "inkind_item_id": item.id,
+                "product_id": item.product_id.id,
+                "uom_id": item.uom_id.id,
+                "quantity": quantity,
+                "quantity_balance": quantity,
+                "unit_price": unit_price,
+                # the same IEEE products, in the same order, as _prepare_entitlements
+                "total_amount": SQL("r.quantity * %s::float8 * %s::float8", factor, unit_price),
+                "service_point_id": SQL("p.service_point_id"),
+                "warehouse_id": SQL(
+                    "coalesce((SELECT sp.warehouse_id FROM spp_service_point sp WHERE sp.id = p.service_point_id), "
+                    "CAST(%s AS int4))",
+                    self.warehouse_id.id or None,
+                ),
+            }
+            source = SQL(
+                "figures a JOIN res_partner p ON p.id = a.pid "
+                "CROSS JOIN LATERAL (SELECT g2p_float_round(a.figure, %s) AS quantity OFFSET 0) r "
+                "WHERE a.figure IS NOT NULL AND r.quantity > 0",
+                item.uom_id.rounding,
+            )
+            # Raw SQL: an item's entitlements of a cycle in one statement (the ORM would
+            # create them one by one, computing per record what is given here). Flushed
+            # before (above); the model's cache invalidated after; the caller checked the
+            # officer's rights.
+            self.env.cr.execute(
+                SQL(
+                    """WITH ids AS MATERIALIZED (SELECT unnest(%(ids)s::int[]) AS id),
+                       figures AS MATERIALIZED (
+                           SELECT p.id AS pid, %(figure)s AS figure, %(skipped)s AS skipped
+                           FROM res_partner p %(joins)s %(lateral)s
+                           WHERE p.id IN (SELECT id FROM ids)
+                             AND NOT EXISTS (SELECT 1 FROM g2p_entitlement_inkind e
+                                             WHERE e.cycle_id = %(cycle)s AND e.partner_id = p.id
+                                               AND e.inkind_item_id = %(item)s)),
+                       ins AS (%(insert)s)
+                       SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM figures WHERE skipped)""",
+                    ids=list(partner_ids),
+                    figure=figure,
+                    skipped=item_skipped,
+                    joins=joins,
+                    lateral=lateral,
+                    cycle=cycle.id,
+                    item=item.id,
+                    insert=Model._insert_select_sql(
+                        values, source, ("cycle_id", "partner_id", "inkind_item_id")
+                    ),
+                )
+            )
+            item_created, item_skipped_count = self.env.cr.fetchone()
+            created += item_created
+            skipped += item_skipped_count
+            if item_skipped_count:
+                _logger.warning(
+                    "%s: skipped %d beneficiaries (CEL error or no positive figure, in SQL)",
+                    item._item_label(),
+                    item_skipped_count,
+                )
+        Model.invalidate_model()
+        return created, skipped
 
     def _prepare_entitlements(self, cycle, partner_ids):
         """One in-kind entitlement per beneficiary and item whose quantity is positive.

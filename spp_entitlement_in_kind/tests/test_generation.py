@@ -3,7 +3,7 @@ import psycopg2
 from odoo.addons.queue_job.tests.common import trap_jobs
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
-from odoo.tools import mute_logger
+from odoo.tools import SQL, mute_logger
 
 from .common import InkindCommon
 
@@ -64,6 +64,37 @@ class TestInkindGeneration(InkindCommon):
         cycle.with_user(self.officer).prepare_entitlement()
         oil = {e.partner_id: e.quantity for e in cycle.inkind_entitlement_ids if e.product_id == self.oil}
         self.assertEqual(oil, {self.h1: 1.5, self.h3: 2.5})
+
+    def test_rows_same_in_sql_and_per_beneficiary(self):
+        """An in-kind row written by the SQL path (one INSERT ... SELECT per item) equals,
+        column by column, the one the per-beneficiary path writes (values, then bulk
+        insert): quantity rounded to the item UoM, balance, price, total, service point,
+        warehouse (the point's, else the manager's), area, state of *Submit automatically*."""
+        area = self.env["spp.area"].create({"name": "North", "code": "IK-N"})
+        self.sp_b.area_id = area  # H3 takes its point's area
+        self.rice_item.write({"formula": "base_quantity / 3.0 * double(me.household_size)"})
+        self.manager_inkind.auto_submit = True
+        self.assertIsNotNone(self.manager_inkind._items_sql(SQL("(SELECT 1)")), "every item compiles")
+        cycle = self.new_cycle().with_user(self.officer)
+        volatile = {"id", "create_date", "write_date", "date_submitted"}
+        rows = []
+        for per_beneficiary in (True, False):
+            self.assertEqual(cycle.with_context(cel_per_beneficiary=per_beneficiary).prepare_entitlement(), 7)
+            self.env.flush_all()
+            self.env.cr.execute("SELECT * FROM g2p_entitlement_inkind WHERE cycle_id = %s", [cycle.id])
+            found = {(r["partner_id"], r["inkind_item_id"]): r for r in self.env.cr.dictfetchall()}
+            self.assertTrue(all(r["create_date"] and r["date_submitted"] for r in found.values()))
+            rows.append({key: {k: v for k, v in r.items() if k not in volatile} for key, r in found.items()})
+            self.env["g2p.entitlement.inkind"].sudo().search([("cycle_id", "=", cycle.id)]).unlink()
+        self.assertEqual(rows[0], rows[1])
+        h3_rice = rows[1][(self.h3.id, self.rice_item.id)]
+        # 2,500 g / 3 * 5, times the multiplier (5, capped at 4) = 16,666.666... g -> 16,666.67 g (0.01 g)
+        # (float_round's double 1666667 * 0.01, written with all its digits by both paths)
+        self.assertAlmostEqual(float(h3_rice["quantity"]), 16666.67, places=6)
+        self.assertEqual(h3_rice["area_id"], area.id)
+        self.assertEqual(h3_rice["warehouse_id"], self.wh_main.id)
+        self.assertEqual(h3_rice["state"], "pending_validation")
+        self.assertEqual(rows[1][(self.h1.id, self.rice_item.id)]["warehouse_id"], self.wh_north.id)
 
     def test_generation_is_idempotent_and_unique_in_database(self):
         cycle = self.new_cycle()

@@ -1,4 +1,5 @@
 from odoo import api, fields, models
+from odoo.tools import SQL
 
 
 class G2PEntitlementBase(models.AbstractModel):
@@ -19,6 +20,23 @@ class G2PEntitlementBase(models.AbstractModel):
         help="The beneficiary's area when the entitlement was made (else its service point's area): "
         "for reports by area.",
     )
+
+    @api.model
+    def _complete_sql(self, values):
+        """SQL twin of :meth:`_complete_vals`: the beneficiary's (``p``) service point,
+        and area (else that service point's area), where ``values`` gives none.
+
+        :param values: {field name: SQL over res_partner ``p``, or a constant}.
+        :return: ``values``."""
+        values = super()._complete_sql(values)
+        point = values.setdefault("service_point_id", SQL("p.service_point_id"))
+        if not isinstance(point, SQL):
+            point = SQL("CAST(%s AS int4)", point or None)
+        values.setdefault(
+            "area_id",
+            SQL("coalesce(p.area_id, (SELECT sp.area_id FROM spp_service_point sp WHERE sp.id = %s))", point),
+        )
+        return values
 
     @api.model
     def _complete_vals(self, vals_list):

@@ -104,7 +104,9 @@ class Phases:
         seconds = time.perf_counter() - t0
         self.seconds[name] = seconds
         self.job_counts[name] = sum(states.values())
-        say(f"  {name}: {seconds:.2f} s, {self.job_counts[name]} job(s) {states or ''}")
+        say(
+            f"  {name}: {seconds:.2f} s, {self.job_counts[name]} job(s) {states or ''}; load {os.getloadavg()[0]:.1f}"
+        )
         return result, seconds
 
 
@@ -152,8 +154,12 @@ def load_slice(paths, households, out):
 
 
 def bench_import(phases, officer, paths, size, args, table):
-    lines = sum(len(read_csv(paths[k])[1]) for k in ("groups", "individuals", "memberships", "household_areas"))
-    result, seconds = phases.run("import (fast, g2p.registry.import)", lambda: fast_import(officer, paths, poll=0.2))
+    lines = sum(
+        len(read_csv(paths[k])[1]) for k in ("groups", "individuals", "memberships", "household_areas")
+    )
+    result, seconds = phases.run(
+        "import (fast, g2p.registry.import)", lambda: fast_import(officer, paths, poll=0.2)
+    )
     check(
         result["households_count"] == size,
         f"import: {result['households_count']} households imported, {size} generated",
@@ -198,9 +204,14 @@ def bench_cycle(phases, jobs, db, roles, program, size, exp, args, table):
         lambda _r: jobs.unlocked("g2p_program", program)(),
     )
     enrolled = count(
-        jobs, "SELECT count(*) FROM g2p_program_membership WHERE program_id = %s AND state = 'enrolled'", [program]
+        jobs,
+        "SELECT count(*) FROM g2p_program_membership WHERE program_id = %s AND state = 'enrolled'",
+        [program],
     )
-    check(enrolled == exp.eligible, f"enrollment: {enrolled} enrolled, {exp.eligible} eligible (computed in Python)")
+    check(
+        enrolled == exp.eligible,
+        f"enrollment: {enrolled} enrolled, {exp.eligible} eligible (computed in Python)",
+    )
     rows, raw = raw_insert_seconds(db, "g2p_program_membership", "program_id = %s", [program])
     seconds = phases.seconds["enrollment"]
     table.add(
@@ -255,7 +266,10 @@ def bench_cycle(phases, jobs, db, roles, program, size, exp, args, table):
     check(inkind == exp.inkind, f"generation: {inkind} in-kind entitlements, {exp.inkind} expected")
     for code, qty in exp.inkind_by_product.items():
         got = float(by_product.get(code, 0))
-        check(abs(got - qty) <= 0.001 * max(qty, 1), f"generation: {code} {got} in entitlements, {qty:.3f} expected")
+        check(
+            abs(got - qty) <= 0.001 * max(qty, 1),
+            f"generation: {code} {got} in entitlements, {qty:.3f} expected",
+        )
     rows_c, raw_c = raw_insert_seconds(db, "g2p_entitlement", "cycle_id = %s", [cycle])
     rows_k, raw_k = raw_insert_seconds(db, "g2p_entitlement_inkind", "cycle_id = %s", [cycle])
     raw = raw_c + raw_k
@@ -292,7 +306,10 @@ def bench_cycle(phases, jobs, db, roles, program, size, exp, args, table):
             {"c": cycle},
         )
     )
-    check(states.get("approved", 0) == cash + inkind, f"entitlement approval: states {states}, {cash + inkind} expected approved")
+    check(
+        states.get("approved", 0) == cash + inkind,
+        f"entitlement approval: states {states}, {cash + inkind} expected approved",
+    )
     reserved = count(
         jobs,
         "SELECT count(*) FROM stock_move WHERE g2p_cycle_id = %s AND state IN ('assigned', 'partially_available')",
@@ -359,7 +376,7 @@ def open_entitlements(jobs, cycle):
     rows = []
     for table, figure in (("g2p_entitlement", "initial_amount"), ("g2p_entitlement_inkind", "quantity")):
         rows += jobs.query(
-            f"SELECT '{table}', id, code, service_point_id, {figure} FROM {table} "  # noqa: S608
+            f"SELECT '{table}', id, code, service_point_id, {figure} FROM {table} "
             "WHERE cycle_id = %s AND state = 'approved' AND service_point_id IS NOT NULL "
             f"AND COALESCE({'amount_redeemed' if table == 'g2p_entitlement' else 'quantity_redeemed'}, 0) = 0 "
             "ORDER BY id",
@@ -449,7 +466,9 @@ def bench_redemption(phases, jobs, server, agents, cycle, size, args, table):
     refused = [results[i][1] for i in range(len(plan)) if results[i][0] != "ok"]
     contended = sum(1 for r in plan if r[5] == "contended") // 2
     expected_refusals = sum(
-        1 for i in range(len(plan)) if plan[i][5] == "contended" and results[i][0] != "ok" and "[over_balance]" in results[i][1]
+        1
+        for i in range(len(plan))
+        if plan[i][5] == "contended" and results[i][0] != "ok" and "[over_balance]" in results[i][1]
     )
     unexpected = [
         results[i][1][-200:]
@@ -458,8 +477,14 @@ def bench_redemption(phases, jobs, server, agents, cycle, size, args, table):
     ]
     over = over_balance(jobs, cycle)
     check(not unexpected, f"redemption: {len(unexpected)} unexpected refusals, e.g. {unexpected[:2]}")
-    check(over == 0, f"redemption: {over} entitlements over their balance or out of step with their transactions")
-    check(expected_refusals == contended, f"redemption: {expected_refusals} of {contended} contended pairs refused once")
+    check(
+        over == 0,
+        f"redemption: {over} entitlements over their balance or out of step with their transactions",
+    )
+    check(
+        expected_refusals == contended,
+        f"redemption: {expected_refusals} of {contended} contended pairs refused once",
+    )
     rate = len(ok) / seconds
     ok_lat = [latencies[i] for i in ok]
     p95 = percentile(ok_lat, 0.95) * 1000
@@ -484,7 +509,9 @@ def bench_redemption(phases, jobs, server, agents, cycle, size, args, table):
 
     def single_calls():
         for t, eid, code, point, total in singles[:single_n]:
-            client.call("spp.entitlement.transaction", "redeem", code, float(total), point, f"S{size}-{t[-6:]}-{eid}")
+            client.call(
+                "spp.entitlement.transaction", "redeem", code, float(total), point, f"S{size}-{t[-6:]}-{eid}"
+            )
 
     _r, single_seconds = phases.run("single redeem calls", single_calls)
     lines = [
@@ -580,15 +607,20 @@ def bench_size(size, args, table, memory):
                 [str(args.async_threshold)],
             )
     server = OdooServer(db, workers=2, log_path=out / f"server-{db}.log", db_filter=False)
+    say(f"  database ready ({time.time() - t0:.0f} s)")
     server.start(timeout=300)
-    say(f"  server {server.url}: 2 workers, cron worker, queue_job runner, no --db-filter; log {server.log_path}")
+    say(
+        f"  ({time.time() - t0:.0f} s) server {server.url}: 2 workers, cron worker, queue_job runner, no --db-filter; log {server.log_path}"
+    )
     jobs = Jobs(db)
     sampler = MemorySampler(server.proc.pid)
     sampler.start()
     phases = Phases(jobs, sampler)
     try:
         admin = Client(server.url, db, "admin", "admin")
-        threshold = admin.call("ir.config_parameter", "get_param", "g2p_programs_ext.async_threshold", "1000 (default)")
+        threshold = admin.call(
+            "ir.config_parameter", "get_param", "g2p_programs_ext.async_threshold", "1000 (default)"
+        )
         say(f"  async threshold: {threshold}")
         demo.load_csv(admin, "spp.area", paths["areas"], label="areas")
         # roles (setup): the demo's users with their groups; agents come with the points
@@ -598,11 +630,13 @@ def bench_size(size, args, table, memory):
                        "password": demo.PASSWORD, "groups_id": [(6, 0, [admin.ref(group)])]})  # fmt: skip
             roles[key] = Client(server.url, db, f"bench_{key}", demo.PASSWORD)
 
+        say(f"  ({time.time() - t0:.0f} s) users")
         bench_import(phases, roles["officer"], paths, size, args, table)
 
         rows = admin.call("ir.model.data", "search_read", [("module", "=", "__import__"), ("model", "=", "res.partner"),
                           ("name", "like", "demo_hh_")], fields=["name", "res_id"])  # fmt: skip
         household_ids = {r["name"]: r["res_id"] for r in rows}
+        say(f"  ({time.time() - t0:.0f} s) places, goods, agents, stock, program")
         warehouses, points, assignment = demo.setup_places(admin, registry, household_ids)
         products = demo.setup_goods(admin)
         agents = {}
@@ -611,7 +645,9 @@ def bench_size(size, args, table, memory):
             login = f"bench_agent_{sp['code'].lower()}"
             uid = admin.call("res.users", "create", {"name": f"Bench agent {sp['code']}", "login": login,
                              "groups_id": [(6, 0, [agent_group])], "service_point_ids": [(6, 0, [sp["id"]])]})  # fmt: skip
-            key = admin.call("res.users", "action_generate_api_key_for_device", [uid], f"Bench device {sp['code']}")
+            key = admin.call(
+                "res.users", "action_generate_api_key_for_device", [uid], f"Bench device {sp['code']}"
+            )
             agents[sp["id"]] = {"login": login, "api_key": key}
         needs = demo.needs_per_warehouse(registry, household_ids, points, assignment)
         demo.stock_in(admin, warehouses, products, needs, short=False)
@@ -642,30 +678,34 @@ def bench_size(size, args, table, memory):
             peak, label, by_label, procs = sampler.peak_mb(phase)
             check(peak > 0, f"memory: nothing sampled during {phase}")
             memory[(size, phase)] = peak
-        # one row per phase: the largest process's peak, and per kind of process
+        # one row per size: the largest process over all phases, and each phase's peak
+        overall = max(phases.seconds, key=lambda ph: memory[(size, ph)])
+        peak, label, by_label, procs = sampler.peak_mb(overall)
+        kinds = {}
         for phase in phases.seconds:
-            peak, label, by_label, procs = sampler.peak_mb(phase)
-            previous = [s for s, p in memory if p == phase and s < size]
-            growth = ""
-            met = peak < 600
-            target = "every Odoo process < 600 MB"
-            if previous:
-                before = memory[(max(previous), phase)]
-                growth = f"; {peak / before:.2f}x the {max(previous):,} figure"
-                if size >= 1_000_000:
-                    target += "; <= 1.2x the 100,000 figure"
-                    met = met and peak <= 1.2 * before
-            detail = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(by_label.items()))
-            table.add(
-                f"peak RSS: {phase}",
-                size,
-                procs,
-                None,
-                f"{peak:,.0f} MB ({label}); per kind: {detail} MB{growth}",
-                target,
-                met,
-                rate="",
-            )
+            for kind, mb in sampler.peak_mb(phase)[2].items():
+                kinds[kind] = max(kinds.get(kind, 0), mb)
+        per_phase = "; ".join(f"{ph} {memory[(size, ph)]:,.0f}" for ph in phases.seconds)
+        target, met, growth = "every Odoo process < 600 MB", peak < 600, ""
+        previous = sorted({s for s, _p in memory if s < size})
+        if previous:
+            before = max(memory[(previous[-1], ph)] for ph in phases.seconds if (previous[-1], ph) in memory)
+            growth = f"; {peak / before:.2f}x the {previous[-1]:,} figure ({before:,.0f} MB)"
+            if size >= 1_000_000:
+                target += "; <= 1.2x the 100,000 figure"
+                met = met and peak <= 1.2 * before
+        table.add(
+            "peak RSS of every Odoo process, all phases",
+            size,
+            procs,
+            None,
+            f"{peak:,.0f} MB ({label}, during {overall}){growth}; per kind: "
+            + ", ".join(f"{k} {v:,.0f}" for k, v in sorted(kinds.items()))
+            + f" MB; largest per phase (MB): {per_phase}",
+            target,
+            met,
+            rate="",
+        )
         if not sampler.hwm_reset:
             say("  note: VmHWM could not be reset (clear_refs refused): peaks are sampled every 0.2 s")
     finally:
@@ -686,7 +726,9 @@ def copy_database(template, db):
     if subprocess.run(["createdb", "-T", template, db], capture_output=True).returncode:
         subprocess.run(["createdb", db], check=True)
         dump = subprocess.Popen(["pg_dump", "-Fc", "-Z0", "-d", template], stdout=subprocess.PIPE)
-        subprocess.run(["pg_restore", "--no-owner", "--single-transaction", "-d", db], stdin=dump.stdout, check=True)
+        subprocess.run(
+            ["pg_restore", "--no-owner", "--single-transaction", "-d", db], stdin=dump.stdout, check=True
+        )
         if dump.wait():
             raise BenchFailure(f"pg_dump of {template} failed")
     filestore = REPO / "var" / "filestore" / template
@@ -694,7 +736,9 @@ def copy_database(template, db):
         shutil.copytree(filestore, REPO / "var" / "filestore" / db)
     with connect(db) as conn, conn.cursor() as cur:
         cur.execute("UPDATE res_partner SET active = false WHERE is_registrant")
-        cur.execute("UPDATE queue_job SET state = 'cancelled' WHERE state NOT IN ('done', 'cancelled', 'failed')")
+        cur.execute(
+            "UPDATE queue_job SET state = 'cancelled' WHERE state NOT IN ('done', 'cancelled', 'failed')"
+        )
         cur.execute("DELETE FROM ir_config_parameter WHERE key = 'g2p_programs_ext.async_threshold'")
 
 
@@ -723,7 +767,9 @@ def main():
     ap.add_argument("--redemptions", type=int, default=2000, help="redeem calls (8 clients)")
     ap.add_argument("--batch-lines", type=int, default=1000, help="lines of the redeem_batch call")
     ap.add_argument("--single-calls", type=int, default=100, help="single redeem calls it is compared with")
-    ap.add_argument("--baseline", type=int, default=500, help="in-kind entitlements approved the per-entitlement way")
+    ap.add_argument(
+        "--baseline", type=int, default=500, help="in-kind entitlements approved the per-entitlement way"
+    )
     ap.add_argument("--load-households", type=int, default=500, help="households loaded with Odoo's load")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--template", help="copy this database (the five addons installed) instead of installing")
@@ -742,22 +788,28 @@ def main():
     table = Table()
     memory = {}
     failure = None
+
+    def write(final):
+        load_now = os.getloadavg()
+        text = (
+            f"# Benchmark\n\nMachine: {about}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+            f"load average (1, 5, 15 min) {load_start[0]:.1f}/{load_start[1]:.1f}/{load_start[2]:.1f} at the start, "
+            f"{load_now[0]:.1f}/{load_now[1]:.1f}/{load_now[2]:.1f} at the end; run took "
+            f"{(time.time() - started) / 60:.0f} min{'' if final else ' so far (running)'}. "
+            f"Command: `{' '.join(sys.argv)}`.\n\n{table.markdown()}\n"
+        )
+        if failure:
+            text += f"\n**FAILED**: {failure}\n"
+        Path(args.out).write_text(text)
+        return text
+
     try:
         for size in [int(s) for s in args.sizes.split(",")]:
             bench_size(size, args, table, memory)
+            write(final=False)
     except BenchFailure as error:
         failure = str(error)
-    load_end = os.getloadavg()
-    text = (
-        f"# Benchmark\n\nMachine: {about}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-        f"load average (1, 5, 15 min) {load_start[0]:.1f}/{load_start[1]:.1f}/{load_start[2]:.1f} at the start, "
-        f"{load_end[0]:.1f}/{load_end[1]:.1f}/{load_end[2]:.1f} at the end; run took "
-        f"{(time.time() - started) / 60:.0f} min. Command: `{' '.join(sys.argv)}`.\n\n{table.markdown()}\n"
-    )
-    if failure:
-        text += f"\n**FAILED**: {failure}\n"
-    Path(args.out).write_text(text)
-    print(text, flush=True)
+    print(write(final=True), flush=True)
     if failure:
         print(f"[bench] FAILED: {failure}", file=sys.stderr, flush=True)
         return 1

@@ -62,7 +62,9 @@ class Jobs:
         """
         deadline = time.perf_counter() + timeout
         while True:
-            states = dict(self.query("SELECT state, count(*) FROM queue_job WHERE id > %s GROUP BY state", [since]))
+            states = dict(
+                self.query("SELECT state, count(*) FROM queue_job WHERE id > %s GROUP BY state", [since])
+            )
             if states.get("failed"):
                 rows = self.query(
                     "SELECT name, exc_name, exc_message FROM queue_job WHERE id > %s AND state = 'failed' LIMIT 3",
@@ -76,7 +78,7 @@ class Jobs:
             time.sleep(0.1)
 
     def unlocked(self, table, record_id):
-        return lambda: not self.query(f"SELECT locked FROM {table} WHERE id = %s", [record_id])[0][0]  # noqa: S608
+        return lambda: not self.query(f"SELECT locked FROM {table} WHERE id = %s", [record_id])[0][0]
 
     def close(self):
         self.conn.close()
@@ -98,10 +100,18 @@ def _tree(root):
         out = []
         for proc in procs:
             try:
-                cmd = " ".join(proc.cmdline())
+                cmd = proc.cmdline()
+                nice = proc.nice()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-            label = "master + job runner" if proc.pid == root else ("gevent" if "gevent" in cmd else "worker")
+            if proc.pid == root:
+                label = "master + job runner"
+            elif "gevent" in cmd:  # odoo-bin gevent ...: the websocket server
+                label = "gevent"
+            elif nice >= 10:  # Odoo's cron worker renices itself (os.nice(10))
+                label = "cron worker"
+            else:
+                label = "HTTP worker (runs the jobs)"
             out.append((proc.pid, label))
         return out
     children = {}
@@ -216,10 +226,10 @@ def raw_insert_seconds(db, table, where, params):
                 [table],
             )
             cols = ", ".join(f'"{row[0]}"' for row in cur.fetchall())
-            cur.execute(f"CREATE TEMP TABLE bench_rows AS SELECT {cols} FROM {table} WHERE {where}", params)  # noqa: S608
-            cur.execute(f"DELETE FROM {table} WHERE {where}", params)  # noqa: S608
+            cur.execute(f"CREATE TEMP TABLE bench_rows AS SELECT {cols} FROM {table} WHERE {where}", params)
+            cur.execute(f"DELETE FROM {table} WHERE {where}", params)
             t0 = time.perf_counter()
-            cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM bench_rows")  # noqa: S608
+            cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM bench_rows")
             seconds = time.perf_counter() - t0
             rows = cur.rowcount
         conn.rollback()
@@ -267,7 +277,9 @@ def expected(registry, ration, quantity_per_person, cap, today=None):
             qty = quantity_per_person(item) * size
             if qty > 0:
                 out.inkind += 1
-                out.inkind_by_product[item.default_code] = out.inkind_by_product.get(item.default_code, 0) + qty
+                out.inkind_by_product[item.default_code] = (
+                    out.inkind_by_product.get(item.default_code, 0) + qty
+                )
     return out
 
 

@@ -89,6 +89,7 @@ class Phases:
         self.jobs, self.sampler = jobs, sampler
         self.seconds = {}
         self.job_counts = {}
+        self.cpu = {}
 
     def run(self, name, call, done=None, timeout=PHASE_TIMEOUT):
         """Call ``call()``, then wait for the jobs created since and ``done(result)``.
@@ -104,10 +105,21 @@ class Phases:
         seconds = time.perf_counter() - t0
         self.seconds[name] = seconds
         self.job_counts[name] = sum(states.values())
+        odoo_cpu, pg_cpu = self.sampler.cpu.get(name, (0.0, 0.0))
+        self.cpu[name] = (odoo_cpu, pg_cpu)
         say(
-            f"  {name}: {seconds:.2f} s, {self.job_counts[name]} job(s) {states or ''}; load {os.getloadavg()[0]:.1f}"
+            f"  {name}: {seconds:.2f} s, {self.job_counts[name]} job(s) {states or ''}; CPU: Odoo {odoo_cpu:.1f} s, "
+            f"PostgreSQL {pg_cpu:.1f} s; load {os.getloadavg()[0]:.1f}"
         )
         return result, seconds
+
+
+def cpu_note(phases, name):
+    """Where the phase's time went: CPU seconds of the server's processes and of the
+    database's PostgreSQL backends during the phase (the rest is waiting: I/O, locks, the
+    job runner's polling, other work on the machine)."""
+    odoo_cpu, pg_cpu = phases.cpu.get(name, (0.0, 0.0))
+    return f"; CPU: Odoo {odoo_cpu:.1f} s, PostgreSQL {pg_cpu:.1f} s"
 
 
 def check(condition, message):
@@ -180,7 +192,8 @@ def bench_import(phases, officer, paths, size, args, table):
         size,
         lines,
         seconds,
-        f"{ratio:.1f}x Odoo's load ({load_lines:,} lines of {slice_households:,} households: {load_rate:,.0f} lines/s)",
+        f"{ratio:.1f}x Odoo's load ({load_lines:,} lines of {slice_households:,} households: {load_rate:,.0f} lines/s)"
+        + cpu_note(phases, "import (fast, g2p.registry.import)"),
         ">= 20x load; 1,000,000 households < 15 min",
         ratio >= 20 and seconds <= 15 * 60 * size / 1_000_000,
     )
@@ -219,7 +232,8 @@ def bench_cycle(phases, jobs, db, roles, program, size, exp, args, table):
         size,
         enrolled,
         seconds,
-        f"{seconds / raw:.1f}x raw SQL INSERT of the {rows:,} memberships ({raw:.2f} s)",
+        f"{seconds / raw:.1f}x raw SQL INSERT of the {rows:,} memberships ({raw:.2f} s)"
+        + cpu_note(phases, "enrollment"),
         "<= 1.5x raw SQL",
         seconds <= 1.5 * raw,
     )
@@ -237,7 +251,8 @@ def bench_cycle(phases, jobs, db, roles, program, size, exp, args, table):
         size,
         members,
         seconds,
-        f"{seconds / raw:.1f}x raw SQL INSERT of the {rows:,} cycle memberships ({raw:.2f} s)",
+        f"{seconds / raw:.1f}x raw SQL INSERT of the {rows:,} cycle memberships ({raw:.2f} s)"
+        + cpu_note(phases, "new cycle"),
         "<= 1.5x raw SQL",
         seconds <= 1.5 * raw,
     )
@@ -279,7 +294,7 @@ def bench_cycle(phases, jobs, db, roles, program, size, exp, args, table):
         cash + inkind,
         seconds,
         f"{seconds / raw:.1f}x raw SQL INSERT of the {rows_c + rows_k:,} entitlements ({raw:.2f} s); "
-        f"{cash:,} cash, {inkind:,} in-kind",
+        f"{cash:,} cash, {inkind:,} in-kind" + cpu_note(phases, "generation"),
         "<= 1.5x raw SQL; >= 10,000/s",
         seconds <= 1.5 * raw and (cash + inkind) / seconds >= 10_000,
     )
@@ -290,7 +305,16 @@ def bench_cycle(phases, jobs, db, roles, program, size, exp, args, table):
         lambda: approver.call("g2p.cycle", "approve", [cycle]),
         lambda _r: jobs.unlocked("g2p_cycle", cycle)(),
     )
-    table.add("cycle approval (approver)", size, 1, seconds, "", "", None, rate="")
+    table.add(
+        "cycle approval (approver)",
+        size,
+        1,
+        seconds,
+        cpu_note(phases, "cycle approval")[2:],
+        "",
+        None,
+        rate="",
+    )
 
     base_count, base_seconds = per_entitlement_baseline(db, cycle, min(args.baseline, inkind))
     base_rate = base_count / base_seconds
@@ -326,7 +350,7 @@ def bench_cycle(phases, jobs, db, roles, program, size, exp, args, table):
         seconds,
         f"in-kind {inkind_rate / base_rate:.0f}x one procurement + move per entitlement "
         f"({base_count:,}: {base_rate:,.0f}/s; the whole call's time counted against in-kind); "
-        f"{reserved} reserved moves",
+        f"{reserved} reserved moves" + cpu_note(phases, "entitlement approval"),
         f"cash >= 15,000/s + in-kind >= 10,000/s (<= {allowed:.1f} s); >= 100x per entitlement",
         seconds <= allowed and inkind_rate >= 100 * base_rate,
     )
@@ -495,7 +519,8 @@ def bench_redemption(phases, jobs, server, agents, cycle, size, args, table):
         seconds,
         f"{rate / trivial_rate:.2f}x trivial search_read ({trivial_rate:,.0f}/s, p95 "
         f"{percentile(trivial_lat, 0.95) * 1000:.0f} ms); p95 {p95:.0f} ms; {len(refused)} refused apart "
-        f"({expected_refusals}/{contended} contended pairs refused once); over a balance: {over}",
+        f"({expected_refusals}/{contended} contended pairs refused once); over a balance: {over}"
+        + cpu_note(phases, "redemption"),
         ">= 0.65x trivial, p95 < 100 ms, 0 over a balance",
         rate / trivial_rate >= 0.65 and p95 < 100 and over == 0,
         rate=rate,
@@ -544,7 +569,16 @@ def bench_closing(phases, jobs, admin, approver, cycle, size, table):
     posted, seconds = phases.run(
         "posting deliveries", lambda: approver.call("g2p.cycle", "action_post_deliveries", [cycle])
     )
-    table.add("posting deliveries to stock (approver)", size, "", seconds, "", "", None, rate="")
+    table.add(
+        "posting deliveries to stock (approver)",
+        size,
+        "",
+        seconds,
+        cpu_note(phases, "posting deliveries")[2:],
+        "",
+        None,
+        rate="",
+    )
     open_count = count(
         jobs,
         "SELECT (SELECT count(*) FROM g2p_entitlement WHERE cycle_id = %(c)s AND state IN ('approved', 'transferred')) "
@@ -571,7 +605,7 @@ def bench_closing(phases, jobs, admin, approver, cycle, size, table):
         size,
         open_count,
         seconds,
-        "open entitlements closed (redeemed, partly redeemed, expired)",
+        "open entitlements closed (redeemed, partly redeemed, expired)" + cpu_note(phases, "closing"),
         ">= 20,000/s",
         open_count / seconds >= 20_000,
     )
@@ -613,7 +647,16 @@ def bench_size(size, args, table, memory):
         f"  ({time.time() - t0:.0f} s) server {server.url}: 2 workers, cron worker, queue_job runner, no --db-filter; log {server.log_path}"
     )
     jobs = Jobs(db)
-    sampler = MemorySampler(server.proc.pid)
+    watcher = connect(db)
+
+    def backends():
+        with watcher.cursor() as cur:
+            cur.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [db]
+            )
+            return [row[0] for row in cur.fetchall()]
+
+    sampler = MemorySampler(server.proc.pid, pg_pids=backends)
     sampler.start()
     phases = Phases(jobs, sampler)
     try:
@@ -711,6 +754,7 @@ def bench_size(size, args, table, memory):
     finally:
         sampler.stop()
         jobs.close()
+        watcher.close()
         server.stop()
         if not args.keep_db:
             subprocess.run(["dropdb", "--if-exists", "--force", db], check=False)

@@ -130,6 +130,16 @@ def _tree(root):
     return out
 
 
+def _cpu_seconds(pid):
+    """User + system CPU seconds of a process of this machine, None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields_ = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _status_kb(pid, key):
     try:
         with open(f"/proc/{pid}/status") as fh:
@@ -147,8 +157,11 @@ class MemorySampler(threading.Thread):
     (``VmHWM``) is reset (``/proc/PID/clear_refs``, 5) so that peaks between two samples
     count too; where that is refused the sampled ``VmRSS`` alone is kept."""
 
-    def __init__(self, root_pid, interval=0.2):
+    def __init__(self, root_pid, interval=0.2, pg_pids=None):
         super().__init__(daemon=True)
+        self.pg_pids = pg_pids  # callable: the PostgreSQL backends' pids of the database
+        self.cpu = {}  # phase -> (Odoo processes' CPU s, PostgreSQL backends' CPU s)
+        self._cpu0 = None
         self.root = root_pid
         self.interval = interval
         self.phase = None
@@ -167,12 +180,29 @@ class MemorySampler(threading.Thread):
                     self.hwm_reset = False
             self.phase = phase
             self.peaks.setdefault(phase, {})
+            self._cpu0 = self._cpu_now()
         self.sample()
 
     def end(self):
         self.sample()
         with self.lock:
+            if self._cpu0 is not None:
+                odoo1, pg1 = self._cpu_now()
+                odoo0, pg0 = self._cpu0
+                # processes that ended during the phase are lost (their CPU is not counted)
+                self.cpu[self.phase] = (
+                    sum(v - odoo0.get(k, 0.0) for k, v in odoo1.items()),
+                    sum(v - pg0.get(k, 0.0) for k, v in pg1.items()),
+                )
             self.phase = None
+
+    def _cpu_now(self):
+        """({pid: CPU s} of the server's tree, {pid: CPU s} of the database's backends)."""
+        odoo = {pid: _cpu_seconds(pid) for pid, _label in _tree(self.root)}
+        pg = {pid: _cpu_seconds(pid) for pid in (self.pg_pids() if self.pg_pids else [])}
+        return {k: v for k, v in odoo.items() if v is not None}, {
+            k: v for k, v in pg.items() if v is not None
+        }
 
     def sample(self):
         with self.lock:

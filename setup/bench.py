@@ -61,6 +61,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "setup"))
 
 import demo  # noqa: E402  - the demo's program, users, places and goods, reused as they are
+
+# setup/bench_cel.py reuses the previous benchmark's in-process setup through this module
+from bench_inprocess import install, make_registry, make_world, odoo_env, timed  # noqa: E402, F401
 from bench_probe import BenchFailure, Jobs, MemorySampler, Table, connect, expected, raw_insert_seconds  # noqa: E402
 from demo_data import RATION, generate, quantity_per_person, write_csv  # noqa: E402
 from demo_data.goods import HOUSEHOLD_SIZE_CAP  # noqa: E402

@@ -316,6 +316,16 @@ def expected(registry, ration, quantity_per_person, cap, today=None):
 # ----------------------------------------------------------------------------------
 # The table
 # ----------------------------------------------------------------------------------
+def _met(met):
+    """None: no target; a bool; or [(part, bool)]: "met", or "NOT MET: part, part"."""
+    if met is None:
+        return ""
+    if isinstance(met, list):
+        missed = [part for part, ok in met if not ok]
+        return "met" if not missed else "NOT MET: " + ", ".join(missed)
+    return "met" if met else "NOT MET"
+
+
 class Table:
     """Rows: phase, size (households), count (what was processed), seconds, per second,
     the ratio measured in the same run, the target of issue 24 and whether it is met."""
@@ -334,7 +344,7 @@ class Table:
             "rate": f"{rate:,.0f}" if isinstance(rate, (int, float)) else "",
             "ratio": ratio,
             "target": target,
-            "met": "" if met is None else ("met" if met else "NOT MET"),
+            "met": _met(met),
         }
         self.rows.append(row)
         count_text = f"{count:,}" if isinstance(count, int) else str(count)

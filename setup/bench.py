@@ -679,9 +679,13 @@ def bench_size(size, args, table, memory):
         say(f"  ({time.time() - t0:.0f} s) users")
         bench_import(phases, roles["officer"], paths, size, args, table)
 
-        rows = admin.call("ir.model.data", "search_read", [("module", "=", "__import__"), ("model", "=", "res.partner"),
-                          ("name", "like", "demo_hh_")], fields=["name", "res_id"])  # fmt: skip
-        household_ids = {r["name"]: r["res_id"] for r in rows}
+        # setup: read with SQL (a search_read of 100,000 external ids is an answer of
+        # tens of MB that the XML-RPC parser was seen to receive truncated)
+        rows = jobs.query(
+            "SELECT name, res_id FROM ir_model_data WHERE module = '__import__' AND model = 'res.partner' "
+            "AND name LIKE 'demo\\_hh\\_%%'"
+        )
+        household_ids = dict(rows)
         say(f"  ({time.time() - t0:.0f} s) places, goods, agents, stock, program")
         warehouses, points, assignment = demo.setup_places(admin, registry, household_ids)
         products = demo.setup_goods(admin)
@@ -867,6 +871,11 @@ def main():
             write(final=False)
     except BenchFailure as error:
         failure = str(error)
+    except Exception as error:
+        failure = f"{type(error).__name__}: {error}"
+        import traceback  # noqa: PLC0415
+
+        traceback.print_exc()
     print(write(final=True), flush=True)
     if failure:
         print(f"[bench] FAILED: {failure}", file=sys.stderr, flush=True)

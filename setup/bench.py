@@ -799,6 +799,14 @@ def copy_database(template, db):
             "UPDATE queue_job SET state = 'cancelled' WHERE state NOT IN ('done', 'cancelled', 'failed')"
         )
         cur.execute("DELETE FROM ir_config_parameter WHERE key = 'g2p_programs_ext.async_threshold'")
+        # The copy's scheduled actions are overdue (since the template was made): left to
+        # run all at once at the server's start, they collide with the first phases (seen:
+        # the deliveries' posting cron against mark_distributed, a serialization failure
+        # Odoo retries but logs as an ERROR). Their next run is moved to tomorrow; the
+        # cycle's closing triggers its own cron run (ir.cron._trigger), as it does anyway.
+        cur.execute(
+            "UPDATE ir_cron SET nextcall = (now() at time zone 'utc') + interval '1 day' WHERE active"
+        )
 
 
 def machine():

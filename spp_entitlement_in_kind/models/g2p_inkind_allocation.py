@@ -50,6 +50,16 @@ Figures = namedtuple("Figures", "total committed redeemed delivered reserved ope
 NO_FIGURES = Figures(0.0, 0.0, 0.0, 0.0, 0.0, None, None)
 
 
+# The batch-computed quantities (see _compute_quantities).
+QUANTITY_FIELDS = [
+    "quantity_committed",
+    "quantity_reserved",
+    "quantity_redeemed",
+    "quantity_delivered",
+    "quantity_released",
+]
+
+
 class G2PInkindAllocation(models.Model):
     _name = "g2p.inkind.allocation"
     _description = "In-kind allocation: a cycle's stock of a product for a service point"
@@ -397,6 +407,10 @@ class G2PInkindAllocation(models.Model):
         to_assign = to_assign.filtered(lambda m: m.state in ("confirmed", "partially_available", "waiting"))
         if to_assign:
             to_assign._action_assign()
+        # The figures are read by SQL (no @api.depends): drop what this transaction cached,
+        # so that a read after several reservations in one transaction (jobs run in a row)
+        # sees the moves as they are now.
+        self.invalidate_recordset(QUANTITY_FIELDS)
         return open_moves
 
     # ------------------------------------------------------------------

@@ -6,7 +6,8 @@ JSON-RPC (``lookup``, ``redeem``, ``reverse``, ``redeem_batch``,
   below) and what was sent (``redemption_input``, before any lookup), then works as
   superuser.
 - **Balances under a row lock.** The entitlement's row is locked (``SELECT ... FOR
-  UPDATE``, :meth:`g2p.entitlement.base._find_by_code`) before its balance is read, and
+  UPDATE``, :meth:`g2p.entitlement.base._find_by_code`; an offline batch locks all its
+  entitlements in one query, ``_find_by_codes``) before its balance is read, and
   its redeemed figure is updated in the same statement as the insert of the transaction
   row. Two requests on one entitlement therefore serialize: the second waits for the
   first. An RPC call runs in READ COMMITTED (see :meth:`_read_committed`): the waiting
@@ -137,9 +138,9 @@ class SppEntitlementTransaction(models.Model):
     @api.model
     def redeem_batch(self, service_point_id, lines):
         """Redemptions a device recorded offline, sent when it is back online. Each line
-        is handled as :meth:`redeem` would, in its own savepoint: a bad line is answered
-        with its error and does not stop the others. Idempotent by reference, so a
-        device may send the same batch again (e.g. after a timeout).
+        is handled as :meth:`redeem` would: a bad line is answered with its error, writes
+        nothing and does not stop the others. Idempotent by reference, so a device may
+        send the same batch again (e.g. after a timeout).
 
         :param int service_point_id: the service point the device serves.
         :param list lines: dicts ``{code, quantity, reference, device_time}``;
@@ -154,13 +155,31 @@ class SppEntitlementTransaction(models.Model):
         self._read_committed()
         point = self._check_service_point(self._input(redemption_input.service_point_id, service_point_id))
         lines = self._input(redemption_input.batch_lines, lines)
+        # First the input of every line, then the batch's entitlements found and locked in
+        # one query (in id order), then each line decided under its lock. No savepoint per
+        # line: a line's refusal is raised before it writes anything (the insert of its
+        # row and the update of its entitlement are one statement, the last of the line,
+        # and a reference taken meanwhile makes it write nothing: ON CONFLICT DO NOTHING).
+        parsed = []
+        for line in lines:
+            try:
+                parsed.append(self._redeem_line_input(line))
+            except UserError as error:  # so are ValidationError and AccessError
+                parsed.append(error)
+        locked = self.env["g2p.entitlement.base"]._find_by_codes(
+            [item[0] for item in parsed if not isinstance(item, UserError)], lock=True
+        )
         answers = []
         refused = 0
-        for line in lines:
+        for line, item in zip(lines, parsed, strict=True):
             reference = line.get("reference") if isinstance(line, dict) else False
+            if isinstance(item, UserError):
+                answers.append(self._error_answer(reference, item))
+                refused += 1
+                continue
+            code = item[0]
             try:
-                with self.env.cr.savepoint():
-                    answers.append(self._redeem_line(point, line))
+                answers.append(self._redeem_checked(point, *item, locked.get(code)))
             except UserError as error:  # so are ValidationError and AccessError
                 answers.append(self._error_answer(reference, error))
                 refused += 1
@@ -363,6 +382,14 @@ class SppEntitlementTransaction(models.Model):
         reference = self._input(redemption_input.reference, reference)
         quantity = self._input(redemption_input.quantity, quantity)
         code = self._input(redemption_input.code, code)
+        entitlement = self.env["g2p.entitlement.base"]._find_by_code(code, lock=True)
+        return self._redeem_checked(point, code, quantity, reference, device_time, entitlement)
+
+    @api.model
+    def _redeem_checked(self, point, code, quantity, reference, device_time, entitlement):
+        """:meth:`_redeem` once the input is checked and ``entitlement`` (sudo, or None
+        when no entitlement has ``code``) is locked and read by
+        :meth:`g2p.entitlement.base._find_by_code` or ``_find_by_codes``."""
         payload = self._payload_hash(code, quantity)
         # Lock first: a concurrent request with the same reference and code has committed
         # by the time the lock is granted. The reference is looked up only when the
@@ -370,7 +397,6 @@ class SppEntitlementTransaction(models.Model):
         # of a request that went through either fails a check (nothing left, less than
         # asked) or meets the reference's unique constraint; it is then answered as the
         # first time.
-        entitlement = self.env["g2p.entitlement.base"]._find_by_code(code, lock=True)
         try:
             if not entitlement:
                 raise self._unknown_code(code)
@@ -400,10 +426,17 @@ class SppEntitlementTransaction(models.Model):
         )
 
     @api.model
-    def _redeem_line(self, point, line):
-        """One line of :meth:`redeem_batch` (checked by ``redemption_input.batch_line``)."""
+    def _redeem_line_input(self, line):
+        """The input of one line of :meth:`redeem_batch`, checked as :meth:`redeem` checks
+        it (line, device time, reference, quantity, code, in that order):
+        ``(code, quantity, reference, device_time)``.
+
+        :raise ValidationError: the line's first bad input, as :meth:`redeem` raises it."""
         code, quantity, reference, device_time = self._input(redemption_input.batch_line, line)
-        return self._redeem(point, code, quantity, reference, device_time)
+        reference = self._input(redemption_input.reference, reference)
+        quantity = self._input(redemption_input.quantity, quantity)
+        code = self._input(redemption_input.code, code)
+        return code, quantity, reference, device_time
 
     @api.model
     def _check_redeemable(self, entitlement, point, quantity):

@@ -129,3 +129,24 @@ class TestOfflineBatch(RedemptionCase):
         messages = self.env["mail.message"].sudo().search_count([])
         self.api(self.agent_a).redeem_batch(self.point_a.id, self.offline_lines())
         self.assertEqual(self.env["mail.message"].sudo().search_count([]), messages)
+
+    def test_batch_statements_per_line(self):
+        """A batch finds and locks its entitlements in one query, then runs one statement
+        per new redemption (its insert with the entitlement's update): no savepoint and no
+        lock query per line. A line on an entitlement redeemed earlier in the batch reads
+        its new figures again (under the lock the batch holds)."""
+        lines = [
+            {"code": entitlement.code, "quantity": 10, "reference": "STMT-%s" % number}
+            for number, entitlement in enumerate([self.ent_a1, self.ent_a2, self.ent_a1, self.ent_a2])
+        ]
+        api = self.api(self.agent_a)
+        api.redeem_batch(self.point_a.id, [])  # the caller's groups and rules in the cache
+        self.env.flush_all()
+        before = self.env.cr.sql_log_count
+        answers = api.redeem_batch(self.point_a.id, lines)
+        statements = self.env.cr.sql_log_count - before
+        self.assertEqual([a["balance"] for a in answers], [90.0, 90.0, 80.0, 80.0])
+        self.assertEqual((self.ent_a1.amount_redeemed, self.ent_a1.balance), (20.0, 80.0))
+        # 4 inserts, 1 locked read, 2 reads of the figures redeemed by lines 1 and 2, and
+        # the batch's own checks; per line and savepoint it was 4 statements (16 and more).
+        self.assertLessEqual(statements, 2 * len(lines) + 4, statements)

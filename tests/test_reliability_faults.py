@@ -126,12 +126,17 @@ def test_worker_killed_while_generation_jobs_run(odoo_server, test_db):
                 )
                 return cr.fetchall()
 
+        blocker_pid = blocker.get_backend_pid()
+
         def blocked_insert():
+            # The job's backend waiting on the blocker's row lock (its query text is not
+            # matched: pg_stat_activity keeps only its first 1,024 bytes, and generation is
+            # one long INSERT ... SELECT).
             with db.cursor() as cr:
                 cr.execute(
                     """SELECT pid FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'
-                          AND query ILIKE '%%g2p_entitlement_inkind%%'""",
-                    [test_db],
+                          AND %s = ANY(pg_blocking_pids(pid))""",
+                    [test_db, blocker_pid],
                 )
                 return cr.fetchall()
 

@@ -25,6 +25,7 @@ Usage: .venv/bin/python setup/bench_approval.py --old /work/wt/x-old --new . [--
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -52,13 +53,14 @@ def odoo_for(repo, db):
 def prepare(repo, db, size):
     """The template database of ``repo``: addons, registry, an in-kind cycle approved."""
     sys.path.insert(0, str(HERE))
-    import bench  # noqa: PLC0415 - the benchmark's world and registry
+    import bench_inprocess as bench  # noqa: PLC0415 - the previous benchmark's world and registry
+    from odoo_server import ADDONS  # noqa: PLC0415
 
     subprocess.run(["dropdb", "--if-exists", "--force", db], check=True)
     src = (Path(repo) / ".odoo-src-path").read_text().strip()
     subprocess.run(
         [sys.executable, os.path.join(src, "odoo-bin"), "-c", str(Path(repo) / "odoo.conf"), "-d", db]
-        + ["-i", ",".join(bench.ADDONS), "--stop-after-init", "--workers=0", "--max-cron-threads=0"]
+        + ["-i", ",".join(ADDONS), "--stop-after-init", "--workers=0", "--max-cron-threads=0"]
         + ["--log-level=warn", "--without-demo=all"],
         check=True,
     )
@@ -72,7 +74,7 @@ def prepare(repo, db, size):
         world = bench.make_world(env, size)
         cr.commit()
         bench.make_registry(env, size, world["points"], world["areas"])
-        program = bench.new_program(env, f"A/B in-kind {size}", world)
+        program = new_program(env, f"A/B in-kind {size}", world)
         kg = env.ref("uom.product_uom_kgm")
         env["g2p.program.entitlement.manager.inkind"].create(
             {
@@ -98,11 +100,48 @@ def prepare(repo, db, size):
         program.enroll_eligible_registrants()
         cycle = env["g2p.cycle"].browse(program.create_new_cycle())
         cycle.prepare_entitlement()
-        bench.stock_in(env, world, cycle)
+        stock_in(env, world, cycle)
         cycle.to_approve()
         cycle.approve()
         cr.commit()
         return cycle.id
+
+
+def new_program(env, name, world):
+    """A program of every household whose first cycle started 29 days ago (the closing
+    moves its end date to yesterday, as if the days had passed)."""
+    return env["g2p.program"].create(
+        {
+            "name": name,
+            "target_type": "group",
+            "eligibility_domain": "[('household_size', '>=', 1)]",
+            "eligibility_expression": "me.household_size >= 1 && (me.household_size < 30 || me.is_group)",
+            "start_date": (date.today() - timedelta(days=29)).isoformat(),
+        }
+    )
+
+
+def stock_in(env, world, cycle):
+    """Initial stock by inventory adjustment: what the cycle's entitlements need per
+    warehouse, plus 10 %."""
+    env.flush_all()
+    env.cr.execute(
+        """SELECT COALESCE(sp.warehouse_id, %s), SUM(e.quantity) FROM g2p_entitlement_inkind e
+           LEFT JOIN spp_service_point sp ON sp.id = e.service_point_id WHERE e.cycle_id = %s GROUP BY 1""",
+        [world["warehouses"][0], cycle.id],
+    )
+    Quant = env["stock.quant"].with_context(inventory_mode=True)
+    quants = Quant
+    for warehouse_id, need in env.cr.fetchall():
+        warehouse = env["stock.warehouse"].browse(warehouse_id)
+        quants |= Quant.create(
+            {
+                "product_id": world["product"],
+                "location_id": warehouse.lot_stock_id.id,
+                "inventory_quantity": math.ceil(need * 1.1),
+            }
+        )
+    quants.action_apply_inventory()
 
 
 def run(repo, db, cycle_id, profile_dir=None):

@@ -11,7 +11,11 @@ from odoo.tools import SQL
 
 _logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 5000
+# Entitlements settled per committed run of the scheduled action. Each run is a cron
+# wake-up and a commit (about half a second of waiting on the benchmark's server besides
+# the work, ~0.1 ms per entitlement): 20,000 keeps that overhead small and a run's
+# transaction to a few seconds.
+BATCH_SIZE = 20000
 # When the only open entitlements left are being redeemed right now (row locked), the
 # closing tries again this much later instead of spinning on them.
 LOCKED_RETRY = timedelta(minutes=1)

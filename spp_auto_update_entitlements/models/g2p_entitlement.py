@@ -18,7 +18,7 @@ class G2PEntitlementBase(models.AbstractModel):
         transactions (one SQL aggregate), so that closing trusts the ledger, not a
         running total. Returns the number of entitlements that were corrected.
 
-        SQL, not the ORM: one aggregate UPDATE per batch of up to 5,000 entitlements
+        SQL, not the ORM: one aggregate UPDATE per batch of up to 20,000 entitlements
         (the closing runs as superuser after the caller's rights were checked); the
         cache stays right: both tables are flushed first, the records invalidated and
         their dependants marked modified after."""

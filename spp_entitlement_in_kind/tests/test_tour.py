@@ -27,6 +27,20 @@ class TestDistributionTour(HttpCase, InkindCommon):
             shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome"),
             "Chromium is needed for the browser tour (setup/setup.sh installs Debian's chromium)",
         )
+        # The test thread's checks between tours and the browser's late requests (a
+        # websocket retry as Chromium closes) share the one test cursor; a request's
+        # cursor takes the registry's test lock, the test thread does not. Hold it while
+        # the test thread works, and let go of it only while a tour runs (a late request
+        # once broke a check here: "no results to fetch").
+        self.registry.test_lock.acquire()
+        self.addCleanup(self.registry.test_lock.release)
+
+    def start_tour(self, *args, **kwargs):
+        self.registry.test_lock.release()
+        try:
+            return super().start_tour(*args, **kwargs)
+        finally:
+            self.registry.test_lock.acquire()
 
     def test_distribution_flow(self):
         Program = self.env["g2p.program"]

@@ -252,11 +252,11 @@ class TestApproval(EntitlementCommon):
         cycle.with_user(self.validator).validate_entitlement()
         entitlements = cycle.entitlement_ids.sorted("id")
         entitlements[0].valid_until = self.today - timedelta(days=1)
-        entitlements[1].write({"valid_until": self.today - timedelta(days=1), "amount_redeemed": 5.0})
+        # An entitlement partly redeemed before it lapsed stays approved for the closing:
+        # tested with a real redemption in spp_entitlement_transactions (TestRedeem).
         self.env["g2p.entitlement"]._cron_expire()
         self.assertEqual(entitlements[0].state, "expired")
-        self.assertEqual(entitlements[1].state, "approved")
-        self.assertEqual(entitlements[2].state, "approved")
+        self.assertEqual(set(entitlements[1:].mapped("state")), {"approved"}, "still valid")
 
 
 @tagged("post_install", "-at_install")

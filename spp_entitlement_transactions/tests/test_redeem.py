@@ -1,3 +1,4 @@
+from odoo import fields
 from odoo.addons.g2p_programs_ext import ern
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
@@ -262,6 +263,15 @@ class TestRedeem(RedemptionCase):
             "N-1",
             exception=UserError,
         )
+
+    def test_expiry_leaves_a_partly_redeemed_entitlement_to_the_closing(self):
+        # Something was handed out (a real redemption): the daily expiry leaves the
+        # entitlement approved, for the closing to settle as partially redeemed.
+        self.api(self.agent_a).redeem(self.ent_a1.code, 5, self.point_a.id, "EXP-1")
+        self.ent_a1.sudo().valid_until = fields.Date.subtract(fields.Date.today(), days=1)
+        self.env["g2p.entitlement"]._cron_expire()
+        self.assertEqual(self.ent_a1.state, "approved")
+        self.assertEqual(self.ent_a1.amount_redeemed, 5.0)
 
     def test_transferred_can_be_redeemed(self):
         # No public action of the suite sets ``transferred`` (the state is OpenSPP's

@@ -255,35 +255,40 @@ class G2PEntitlementBase(models.AbstractModel):
         if self.env.su:
             return
         self.check_access_rights("unlink")
-        self.flush_recordset(["state"])
-        self.env.cr.execute(
-            f"SELECT id FROM {self._table} WHERE id = ANY(%s) AND state != 'draft' LIMIT 1", [self.ids]
-        )
-        row = self.env.cr.fetchone()
-        if row:
+        first = self._first_with_state(("draft",), exclude=True)
+        if first:
             raise UserError(
                 coded(
                     "use_actions",
                     _(
                         "Entitlement %s is not a draft: reject or cancel it instead of deleting it.",
-                        self.browse(row[0]).display_name,
+                        self.browse(first).display_name,
                     ),
                 )
             )
 
-    def _check_drafts(self, names, error=UserError, code="use_actions"):
-        """Raise ``error`` (``[code]``) unless every entitlement of ``self`` is a draft:
-        the fields ``names`` only change in draft (after, cancel and recreate)."""
+    def _first_with_state(self, states, exclude=False):
+        """The smallest id of ``self`` whose state is in ``states`` (with ``exclude``:
+        is not), or None. Raw SQL: a check over up to 100,000 records that reads no
+        column into the cache; the states are flushed first, nothing is written."""
         self.flush_recordset(["state"])
         self.env.cr.execute(
             SQL(
-                "SELECT id FROM %s WHERE id = ANY(%s) AND state != 'draft' ORDER BY id LIMIT 1",
+                "SELECT id FROM %s WHERE id = ANY(%s) AND %s state IN %s ORDER BY id LIMIT 1",
                 SQL.identifier(self._table),
                 self.ids,
+                SQL("NOT") if exclude else SQL(""),
+                tuple(states),
             )
         )
         row = self.env.cr.fetchone()
-        if row:
+        return row[0] if row else None
+
+    def _check_drafts(self, names, error=UserError, code="use_actions"):
+        """Raise ``error`` (``[code]``) unless every entitlement of ``self`` is a draft:
+        the fields ``names`` only change in draft (after, cancel and recreate)."""
+        first = self._first_with_state(("draft",), exclude=True)
+        if first:
             raise error(
                 coded(
                     code,
@@ -291,7 +296,7 @@ class G2PEntitlementBase(models.AbstractModel):
                         "%(fields)s of entitlement %(name)s cannot change: it is not a draft. Reset it to "
                         "draft first (pending or rejected), or cancel it and create another.",
                         fields=", ".join(sorted(names)),
-                        name=self.browse(row[0]).display_name,
+                        name=self.browse(first).display_name,
                     ),
                 )
             )
@@ -1017,23 +1022,15 @@ class G2PEntitlementBase(models.AbstractModel):
         records = self.sudo()
         target = records._check_transition("reset")
         if not self.env.su and not self.env.user.has_group("g2p_programs_ext.group_program_manager"):
-            records.flush_recordset(["state"])
-            self.env.cr.execute(
-                SQL(
-                    "SELECT id FROM %s WHERE id = ANY(%s) AND state = 'cancelled' ORDER BY id LIMIT 1",
-                    SQL.identifier(self._table),
-                    self.ids,
-                )
-            )
-            row = self.env.cr.fetchone()
-            if row:
+            cancelled = records._first_with_state(("cancelled",))
+            if cancelled:
                 raise AccessError(
                     coded(
                         "not_allowed",
                         _(
                             "Entitlement %s is cancelled: only a program manager resets a cancelled "
                             "entitlement to draft.",
-                            records.browse(row[0]).display_name,
+                            records.browse(cancelled).display_name,
                         ),
                     )
                 )

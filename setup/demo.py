@@ -762,6 +762,7 @@ def run_cycle(url, args, registry, paths, steps, today):
         officer.wait_unlocked("g2p.cycle", cycle)
     with steps("Submit, approve the cycle"):
         officer.call("g2p.cycle", "to_approve", [cycle])
+        officer.wait_unlocked("g2p.cycle", cycle)  # above the threshold: submission jobs
         approver.call("g2p.cycle", "approve", [cycle])
 
     with steps("Validate entitlements (refused: stock short), receipt, validate"):

@@ -227,6 +227,7 @@ class World:
         officer.call("g2p.cycle", "prepare_entitlement", [cycle])
         officer.wait_unlocked("g2p.cycle", cycle, timeout=300)
         officer.call("g2p.cycle", "to_approve", [cycle])
+        officer.wait_unlocked("g2p.cycle", cycle, timeout=300)  # above the threshold: jobs
         self.as_role("approver").call("g2p.cycle", "approve", [cycle])
         if validate:
             validator = self.as_role("validator")

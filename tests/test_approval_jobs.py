@@ -1,4 +1,5 @@
-"""Approval above the async threshold through the real job runner (issue 24, item 1).
+"""Submission and approval above the async threshold through the real job runner
+(issue 24, item 1).
 
 A server with workers and the queue_job runner; the validator calls
 ``validate_entitlement`` over XML-RPC on a cycle above the threshold: the whole cycle's
@@ -96,3 +97,59 @@ def test_short_stock_refuses_the_whole_cycle_before_any_job(odoo_server, test_db
     assert approval_jobs(world.admin, cycle) == []
     assert world.admin.call("g2p.cycle", "read", [cycle], ["locked"])[0]["locked"] is False
     assert {r["state"] for r in world.entitlements(cycle)} == {"pending_validation"}
+
+
+def submission_jobs(admin, cycle):
+    return admin.call(
+        "queue.job",
+        "search_read",
+        [("func_string", "=like", f"g2p.cycle({cycle},)._job_submit_entitlements(%")],
+        fields=["state", "result", "user_id"],
+        order="id",
+    )
+
+
+def test_submission_as_jobs_through_the_runner(odoo_server, test_db, small_jobs):
+    households = 30  # rice and beans each: 60 drafts, jobs of 25 (25, 25, 10)
+    world = World(odoo_server.url, test_db, households=households)
+    cycle = world.new_cycle()
+    officer = world.as_role("officer")
+    officer.call("g2p.cycle", "prepare_entitlement", [cycle])
+    officer.wait_unlocked("g2p.cycle", cycle, timeout=300)
+    assert officer.call("g2p.cycle", "to_approve", [cycle]) is True
+    officer.wait_unlocked("g2p.cycle", cycle, timeout=300)
+    jobs = submission_jobs(world.admin, cycle)
+    assert [j["state"] for j in jobs] == ["done"] * 3, jobs
+    officer_uid = world.admin.call("res.users", "search", [("login", "=", world.users["officer"])])[0]
+    assert {j["user_id"][0] for j in jobs} == {officer_uid}  # run as the officer who asked
+    assert world.admin.call("g2p.cycle", "read", [cycle], ["state"])[0]["state"] == "to_approve"
+    rows = world.admin.call(
+        "g2p.entitlement.inkind",
+        "search_read",
+        [("cycle_id", "=", cycle)],
+        fields=["state", "submitted_by_id", "date_submitted"],
+    )
+    assert len(rows) == 2 * households
+    assert {r["state"] for r in rows} == {"pending_validation"}
+    assert {r["submitted_by_id"][0] for r in rows} == {officer_uid}
+    messages = world.admin.call(
+        "mail.message", "search_read", [("model", "=", "g2p.cycle"), ("res_id", "=", cycle)], fields=["body"]
+    )
+    assert any(f"{2 * households} entitlements submitted for validation" in m["body"] for m in messages)
+
+    # a job run again (requeued as a retry would) submits nothing twice
+    before = {r["id"]: r["date_submitted"] for r in rows}
+    world.admin.call("queue.job", "requeue", [jobs[0]["id"]])
+    wait_for(lambda: submission_jobs(world.admin, cycle)[0]["state"] == "done", 120, "the requeued job")
+    assert submission_jobs(world.admin, cycle)[0]["result"] == "0 entitlements submitted"
+    again = world.admin.call(
+        "g2p.entitlement.inkind", "search_read", [("cycle_id", "=", cycle)], fields=["date_submitted"]
+    )
+    assert {r["id"]: r["date_submitted"] for r in again} == before
+
+    # and the cycle goes on: approved, its entitlements approved as jobs
+    world.as_role("approver").call("g2p.cycle", "approve", [cycle])
+    validator = world.as_role("validator")
+    assert validator.call("g2p.cycle", "validate_entitlement", [cycle]) == 0
+    validator.wait_unlocked("g2p.cycle", cycle, timeout=300)
+    assert {r["state"] for r in world.entitlements(cycle)} == {"approved"}

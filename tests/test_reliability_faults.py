@@ -199,6 +199,7 @@ def test_worker_killed_while_generation_jobs_run(odoo_server, test_db):
         assert not {v.pid for v in victims} & workers_after and len(workers_after) >= len(workers_before)
         # the server still serves, and the cycle goes on
         world.as_role("officer").call("g2p.cycle", "to_approve", [cycle])
+        world.as_role("officer").wait_unlocked("g2p.cycle", cycle, timeout=300)
         report(
             "worker kill -9 during generation",
             beneficiaries=households,

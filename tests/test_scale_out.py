@@ -168,6 +168,7 @@ def test_two_servers_one_runner_spread_the_cycle_jobs_none_lost_or_run_twice(sca
         officer.call("g2p.cycle", "prepare_entitlement", [cycle])
         officer.wait_unlocked("g2p.cycle", cycle, timeout=300)
         officer.call("g2p.cycle", "to_approve", [cycle])
+        officer.wait_unlocked("g2p.cycle", cycle, timeout=300)
         approver.call("g2p.cycle", "approve", [cycle])
         approved = validator.call("g2p.cycle", "validate_entitlement", [cycle])
         validator.wait_unlocked("g2p.cycle", cycle, timeout=300)

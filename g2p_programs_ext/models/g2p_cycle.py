@@ -488,11 +488,84 @@ class G2PCycle(models.Model):
 
     def to_approve(self):
         """Submit draft cycles for approval; their draft entitlements become
-        ``pending_validation``. :return: True. :raise UserError: wrong state."""
+        ``pending_validation`` (``submitted_by_id`` the user, ``date_submitted`` now).
+
+        Above the async threshold (system parameter ``g2p_programs_ext.async_threshold``,
+        the cycle's drafts counted over every entitlement model) the entitlements are
+        submitted by queue_job jobs of id-sliced batches while the cycle stays ``draft``
+        and ``locked``; the last job makes it ``to_approve`` and unlocks it (a submission
+        of millions of entitlements would outlast Odoo's request limits). A job submits
+        only the drafts of its slice still draft (run twice, it changes nothing twice);
+        a job that fails for good unlocks the cycle, still draft, and posts what to do
+        (submit again: what was submitted stays submitted).
+
+        :return: True
+        :raise UserError: ``[wrong_state]``, ``[locked]``.
+        :raise AccessError: ``[not_allowed]``, the user is not a program officer."""
         target = self._transition("to_approve")
-        for model in self._entitlement_models():
-            self.env[model]._cycle_submitted(self)
-        self.sudo().write({"state": target})
+        # Two officers at once: the second waits here, fails to serialize on the row the
+        # first one wrote, and is retried by Odoo: then refused [wrong_state] or [locked].
+        self._lock_rows(touch=False)
+        inline = self.browse()
+        for cycle in self:
+            drafts = {model: self.env[model]._cycle_draft_ids(cycle) for model in self._entitlement_models()}
+            if sum(len(ids) for ids in drafts.values()) > cycle.program_id._async_threshold():
+                cycle._submit_async(drafts)
+            else:
+                inline |= cycle
+        if inline:
+            for model in self._entitlement_models():
+                self.env[model]._cycle_submitted(inline)
+            inline.sudo().write({"state": target})
+        return True
+
+    def _submit_async(self, drafts):
+        """Lock the cycle and queue the submission of ``drafts`` ({model: ids of the
+        cycle's draft entitlements, ascending}) in id-sliced jobs (in parallel: their
+        slices are disjoint), then the job that makes the cycle ``to_approve``.
+        :return: None"""
+        self.ensure_one()
+        self._lock(_("submitting entitlements"))
+        size = self.program_id._job_batch_size()
+        jobs = []
+        for model, ids in drafts.items():
+            for i in range(0, len(ids), size):
+                first, last = ids[i], ids[min(i + size, len(ids)) - 1]
+                jobs.append(
+                    self.delayable(
+                        description=_(
+                            "%(c)s: submit %(m)s from id %(a)s",
+                            c=self.name,
+                            m=self.env[model]._description,
+                            a=first,
+                        ),
+                        identity_key="g2p.cycle.submit:%s:%s:%s" % (self.id, model, first),
+                    )._job_submit_entitlements(model, first, last)
+                )
+        total = sum(len(ids) for ids in drafts.values())
+        finish = self.delayable(description=_("%s: submitted for approval", self.name))._job_finish_submit(
+            total, self.env.user.name
+        )
+        chain(group(*jobs), finish).delay()
+
+    def _job_submit_entitlements(self, model, first_id, last_id):
+        """Job: submit this cycle's draft entitlements of ``model`` with ids in
+        [first_id, last_id] (still draft when it runs: run twice, the second run submits
+        nothing). :return: a summary (str)."""
+        self.ensure_one()
+        count = self.env[model]._cycle_submitted(self, (first_id, last_id), log=False)
+        return _("%s entitlements submitted", count)
+
+    def _job_finish_submit(self, count, user_name):
+        """Job: the last of a submission: the cycle, still draft, becomes ``to_approve``
+        and is unlocked, with one message (``count`` entitlements submitted by
+        ``user_name``). Run twice, the second run changes nothing. :return: True"""
+        self.ensure_one()
+        if self.state == "draft":
+            self.sudo().write({"state": "to_approve", "locked": False, "locked_reason": False})
+            self._message_log(
+                body=_("%(n)s entitlements submitted for validation by %(user)s.", n=count, user=user_name)
+            )
         return True
 
     def approve(self):

@@ -623,15 +623,37 @@ class G2PEntitlementBase(models.AbstractModel):
         raise NotImplementedError
 
     @api.model
-    def _cycle_submitted(self, cycles):
-        """Cycles went to ``to_approve``: their draft entitlements wait for validation."""
-        drafts = self.sudo().search([("cycle_id", "in", cycles.ids), ("state", "=", "draft")])
+    def _cycle_submitted(self, cycles, id_range=None, log=True):
+        """Cycles (g2p.cycle) go to ``to_approve``: their draft entitlements (those with
+        ids in ``id_range`` = (first, last), both included, when given) wait for
+        validation, submitted by the user now; with ``log`` one message per cycle.
+        :return: int, the number of entitlements submitted."""
+        domain = [("cycle_id", "in", cycles.ids), ("state", "=", "draft")]
+        if id_range:
+            domain += [("id", ">=", id_range[0]), ("id", "<=", id_range[1])]
+        drafts = self.sudo().search(domain, order="id")
         drafts._set_state(
             drafts._check_transition("submit"),
             {"submitted_by_id": self.env.uid, "date_submitted": NOW_UTC},
         )
-        if drafts:
+        if drafts and log:
             drafts._log_on_cycles(_("Submitted for validation"))
+        return len(drafts)
+
+    @api.model
+    def _cycle_draft_ids(self, cycle):
+        """Ids (ascending) of the draft entitlements of ``cycle`` (g2p.cycle), in SQL:
+        ``search`` would also read their rows into the cache (millions at national
+        scale); flushed first, reads only."""
+        self.flush_model(["cycle_id", "state"])
+        self.env.cr.execute(
+            SQL(
+                "SELECT id FROM %s WHERE cycle_id = %s AND state = 'draft' ORDER BY id",
+                SQL.identifier(self._table),
+                cycle.id,
+            )
+        )
+        return [row[0] for row in self.env.cr.fetchall()]
 
     @api.model
     def _cycle_cancelled(self, cycles):

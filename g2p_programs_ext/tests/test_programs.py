@@ -153,6 +153,10 @@ class TestCycles(G2PCommon):
         first = Cycle.browse(self.program.create_new_cycle())
         self.assertEqual((str(first.start_date), str(first.end_date)), ("2026-01-01", "2026-01-31"))
         self.assertEqual(first.cycle_membership_ids.partner_id, self.h1 | self.h2)
+        members = first.cycle_membership_ids  # written in SQL: every column as the ORM would
+        self.assertEqual(set(members.mapped("state")), {"enrolled"})
+        self.assertEqual((members.program_id, members.company_id), (self.program, first.company_id))
+        self.assertEqual(members.create_uid, self.officer)
         # a second call while the newest cycle is a draft creates nothing
         self.assertEqual(self.program.create_new_cycle(), first.id)
         first.with_user(self.officer).to_approve()
@@ -186,3 +190,24 @@ class TestCycles(G2PCommon):
         # the copy job run again adds nothing
         cycle._job_copy_beneficiaries(None, None)
         self.assertEqual(len(cycle.cycle_membership_ids), 2)
+
+    def test_async_submission(self):
+        self.env["g2p.program.entitlement.manager.cash"].with_user(self.manager).create(
+            {"program_id": self.program.id, "item_ids": [(0, 0, {"amount": 30.0})]}
+        )
+        cycle = self.env["g2p.cycle"].browse(self.program.create_new_cycle())
+        cycle.with_user(self.officer).prepare_entitlement()
+        self.assertEqual(len(cycle.entitlement_ids), 2)
+        self.env["ir.config_parameter"].sudo().set_param("g2p_programs_ext.async_threshold", "1")
+        with trap_jobs() as trap:
+            cycle.with_user(self.officer).to_approve()
+            self.assertTrue(cycle.locked)
+            self.assertEqual(cycle.state, "draft")  # until the last job
+            trap.assert_jobs_count(2)
+            with self.assertRaisesRegex(UserError, r"\[locked\]"):
+                cycle.with_user(self.approver).approve()
+            trap.perform_enqueued_jobs()
+        self.assertFalse(cycle.locked)
+        self.assertEqual(cycle.state, "to_approve")
+        self.assertEqual(set(cycle.entitlement_ids.mapped("state")), {"pending_validation"})
+        self.assertEqual(cycle.entitlement_ids.submitted_by_id, self.officer)

@@ -103,7 +103,7 @@ def submission_jobs(admin, cycle):
     return admin.call(
         "queue.job",
         "search_read",
-        [("func_string", "=like", f"g2p.cycle({cycle},)._job_submit_entitlements(%")],
+        [("func_string", "=like", f"g2p.cycle({cycle},)._job_entitlement_step('submit',%")],
         fields=["state", "result", "user_id"],
         order="id",
     )

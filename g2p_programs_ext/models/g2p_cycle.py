@@ -8,7 +8,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
 from ..refusal import coded
-from .g2p_entitlement_base import COMMITTED_STATES, NOW_UTC
+from .g2p_entitlement_base import COMMITTED_STATES, ENTITLEMENT_TRANSITIONS, NOW_UTC
 
 _logger = logging.getLogger(__name__)
 
@@ -533,9 +533,12 @@ class G2PCycle(models.Model):
         self._lock_rows(touch=False)
         inline = self.browse()
         for cycle in self:
-            drafts = {model: self.env[model]._cycle_draft_ids(cycle) for model in self._entitlement_models()}
+            drafts = {
+                model: self.env[model]._cycle_entitlement_ids(cycle, ("draft",))
+                for model in self._entitlement_models()
+            }
             if sum(len(ids) for ids in drafts.values()) > cycle.program_id._async_threshold():
-                cycle._submit_async(drafts)
+                cycle._queue_entitlement_step("submit", drafts)
             else:
                 inline |= cycle
         if inline:
@@ -544,52 +547,61 @@ class G2PCycle(models.Model):
             inline.sudo().write({"state": target})
         return True
 
-    def _submit_async(self, drafts):
-        """Lock the cycle and queue the submission of ``drafts`` ({model: ids of the
-        cycle's draft entitlements, ascending}) in id-sliced jobs (in parallel: their
-        slices are disjoint), then the job that makes the cycle ``to_approve``.
-        :return: None"""
+    def _queue_entitlement_step(self, step, ids_by_model):
+        """Lock the cycle and queue ``step`` (``submit``: drafts submitted, in parallel
+        jobs; ``cancel``: open entitlements cancelled and their stock released, jobs one
+        after the other as the stock serializes on the cycle anyway) of ``ids_by_model``
+        ({model: entitlement ids of this cycle, ascending}) in id-sliced jobs, then the
+        job that moves the cycle to the step's state and unlocks it. :return: None"""
         self.ensure_one()
-        self._lock(_("submitting entitlements"))
+        self._lock(_("submitting entitlements") if step == "submit" else _("cancelling entitlements"))
         size = self.program_id._job_batch_size()
         jobs = []
-        for model, ids in drafts.items():
+        for model, ids in ids_by_model.items():
             for i in range(0, len(ids), size):
                 first, last = ids[i], ids[min(i + size, len(ids)) - 1]
+                names = {"c": self.name, "m": self.env[model]._description, "a": first}
                 jobs.append(
                     self.delayable(
-                        description=_(
-                            "%(c)s: submit %(m)s from id %(a)s",
-                            c=self.name,
-                            m=self.env[model]._description,
-                            a=first,
-                        ),
-                        identity_key="g2p.cycle.submit:%s:%s:%s" % (self.id, model, first),
-                    )._job_submit_entitlements(model, first, last)
+                        description=_("%(c)s: submit %(m)s from id %(a)s", **names)
+                        if step == "submit"
+                        else _("%(c)s: cancel %(m)s from id %(a)s", **names),
+                        identity_key="g2p.cycle.%s:%s:%s:%s" % (step, self.id, model, first),
+                    )._job_entitlement_step(step, model, first, last)
                 )
-        total = sum(len(ids) for ids in drafts.values())
-        finish = self.delayable(description=_("%s: submitted for approval", self.name))._job_finish_submit(
-            total, self.env.user.name
-        )
-        chain(group(*jobs), finish).delay()
+        total = sum(len(ids) for ids in ids_by_model.values())
+        finish = self.delayable(
+            description=_("%(c)s: %(step)s done", c=self.name, step=step)
+        )._job_finish_step(step, total, self.env.user.name)
+        if step == "submit":
+            chain(group(*jobs), finish).delay()
+        else:
+            chain(*jobs, finish).delay()
 
-    def _job_submit_entitlements(self, model, first_id, last_id):
-        """Job: submit this cycle's draft entitlements of ``model`` with ids in
-        [first_id, last_id] (still draft when it runs: run twice, the second run submits
-        nothing). :return: a summary (str)."""
+    def _job_entitlement_step(self, step, model, first_id, last_id):
+        """Job: ``step`` (``submit`` or ``cancel``) on this cycle's entitlements of
+        ``model`` with ids in [first_id, last_id] that are still in a state the step
+        starts from (run twice, the second run changes nothing). :return: a summary (str)."""
         self.ensure_one()
-        count = self.env[model]._cycle_submitted(self, (first_id, last_id), log=False)
-        return _("%s entitlements submitted", count)
+        if step == "submit":
+            count = self.env[model]._cycle_submitted(self, (first_id, last_id), log=False)
+            return _("%s entitlements submitted", count)
+        count = self.env[model]._cycle_cancelled(self, (first_id, last_id), log=False)
+        return _("%s entitlements cancelled", count)
 
-    def _job_finish_submit(self, count, user_name):
-        """Job: the last of a submission: the cycle, still draft, becomes ``to_approve``
-        and is unlocked, with one message (``count`` entitlements submitted by
-        ``user_name``). Run twice, the second run changes nothing. :return: True"""
+    def _job_finish_step(self, step, count, user_name):
+        """Job: the last of a ``step`` (``submit`` or ``cancel``): the cycle becomes
+        ``to_approve`` or ``cancelled`` and is unlocked, with one message (``count``
+        entitlements, done for ``user_name``). Run twice, the second run changes nothing.
+        :return: True"""
         self.ensure_one()
-        if self.state == "draft":
-            self.sudo().write({"state": "to_approve", "locked": False, "locked_reason": False})
+        target = "to_approve" if step == "submit" else "cancelled"
+        if self.state != target:
+            self.sudo().write({"state": target, "locked": False, "locked_reason": False})
             self._message_log(
                 body=_("%(n)s entitlements submitted for validation by %(user)s.", n=count, user=user_name)
+                if step == "submit"
+                else _("Cycle cancelled by %(user)s: %(n)s entitlements cancelled.", n=count, user=user_name)
             )
         return True
 
@@ -711,6 +723,7 @@ class G2PCycle(models.Model):
         :raise UserError: ``[wrong_state]``, ``[locked]``, ``[has_redemptions]``.
         :raise AccessError: ``[not_allowed]``, the user is not a cycle approver."""
         target = self._transition("mark_cancelled")
+        self._lock_rows(touch=False)  # two at once: the second is retried, then refused
         for cycle in self:
             count = cycle._count_redeemed_entitlements()
             if count:
@@ -726,9 +739,22 @@ class G2PCycle(models.Model):
                         ),
                     )
                 )
-        for model in self._entitlement_models():
-            self.env[model]._cycle_cancelled(self)
-        self.sudo().write({"state": target})
+        inline = self.browse()
+        for cycle in self:
+            open_ids = {
+                model: self.env[model]._cycle_entitlement_ids(
+                    cycle, ENTITLEMENT_TRANSITIONS["cancel"][0], unredeemed=True
+                )
+                for model in self._entitlement_models()
+            }
+            if sum(len(ids) for ids in open_ids.values()) > cycle.program_id._async_threshold():
+                cycle._queue_entitlement_step("cancel", open_ids)
+            else:
+                inline |= cycle
+        if inline:
+            for model in self._entitlement_models():
+                self.env[model]._cycle_cancelled(inline)
+            inline.sudo().write({"state": target})
         return True
 
     def reset_draft(self):

@@ -641,28 +641,46 @@ class G2PEntitlementBase(models.AbstractModel):
         return len(drafts)
 
     @api.model
-    def _cycle_draft_ids(self, cycle):
-        """Ids (ascending) of the draft entitlements of ``cycle`` (g2p.cycle), in SQL:
-        ``search`` would also read their rows into the cache (millions at national
-        scale); flushed first, reads only."""
-        self.flush_model(["cycle_id", "state"])
+    def _cycle_entitlement_ids(self, cycle, states, id_range=None, unredeemed=False):
+        """Ids (ascending) of the entitlements of ``cycle`` (g2p.cycle) in ``states``,
+        with ids in ``id_range`` ((first, last), both included) when given, and with
+        ``unredeemed`` only those with nothing redeemed. SQL: ``search`` would also read
+        their rows into the cache (millions at national scale); flushed first, reads only."""
+        self.flush_model(["cycle_id", "state", self._redeemed_quantity_field()])
+        first, last = id_range or (None, None)
         self.env.cr.execute(
             SQL(
-                "SELECT id FROM %s WHERE cycle_id = %s AND state = 'draft' ORDER BY id",
+                """SELECT id FROM %s WHERE cycle_id = %s AND state IN %s
+                      AND (%s::int IS NULL OR id >= %s) AND (%s::int IS NULL OR id <= %s) %s
+                    ORDER BY id""",
                 SQL.identifier(self._table),
                 cycle.id,
+                tuple(states),
+                first,
+                first,
+                last,
+                last,
+                SQL("AND coalesce(%s, 0) = 0", SQL.identifier(self._redeemed_quantity_field()))
+                if unredeemed
+                else SQL(""),
             )
         )
         return [row[0] for row in self.env.cr.fetchall()]
 
     @api.model
-    def _cycle_cancelled(self, cycles):
-        """Cycles were cancelled: their unredeemed entitlements are cancelled."""
-        open_ones = self.sudo().search(
-            [("cycle_id", "in", cycles.ids), ("state", "in", ENTITLEMENT_TRANSITIONS["cancel"][0])]
-        )
-        open_ones = open_ones.filtered(lambda e: not e[e._redeemed_quantity_field()])
-        open_ones._do_cancel()
+    def _cycle_cancelled(self, cycles, id_range=None, log=True):
+        """Cycles (g2p.cycle) are cancelled: their open entitlements with nothing
+        redeemed (those with ids in ``id_range`` = (first, last) when given) are
+        cancelled, the stock of approved ones released; with ``log`` one message per
+        cycle. :return: int, the number of entitlements cancelled."""
+        ids = []
+        for cycle in cycles:
+            ids += self._cycle_entitlement_ids(
+                cycle, ENTITLEMENT_TRANSITIONS["cancel"][0], id_range, unredeemed=True
+            )
+        records = self.sudo().browse(ids)
+        records._do_cancel(log=log)
+        return len(records)
 
     # ------------------------------------------------------------------
     # Public methods (the contract)
@@ -1018,13 +1036,33 @@ class G2PEntitlementBase(models.AbstractModel):
         self.sudo()._do_cancel()
         return True
 
-    def _do_cancel(self):
+    def _do_cancel(self, log=True):
+        """Cancel ``self`` (checked by the caller), releasing the stock of the approved
+        or transferred ones; with ``log`` one message per cycle. :return: None"""
         if not self:
             return
         target = self._check_transition("cancel")
-        self.filtered(lambda e: e.state in ("approved", "transferred"))._release()
+        self._with_state(("approved", "transferred"))._release()
         self._set_state(target, {"cancelled_by_id": self.env.uid, "date_cancelled": NOW_UTC})
-        self._log_on_cycles(_("Cancelled by %s", self.env.user.name))
+        if log:
+            self._log_on_cycles(_("Cancelled by %s", self.env.user.name))
+
+    def _with_state(self, states):
+        """The records of ``self`` whose state is in ``states``. Raw SQL: ``filtered``
+        would read every column of every record into the cache (a whole cycle when it is
+        cancelled); the states are flushed first, nothing is written."""
+        if not self:
+            return self
+        self.flush_recordset(["state"])
+        self.env.cr.execute(
+            SQL(
+                "SELECT id FROM %s WHERE id = ANY(%s) AND state IN %s ORDER BY id",
+                SQL.identifier(self._table),
+                self.ids,
+                tuple(states),
+            )
+        )
+        return self.browse([row[0] for row in self.env.cr.fetchall()])
 
     def action_reset_to_draft(self):
         """Back to draft, only from pending validation, rejected or cancelled, so that an

@@ -211,3 +211,28 @@ class TestCycles(G2PCommon):
         self.assertEqual(cycle.state, "to_approve")
         self.assertEqual(set(cycle.entitlement_ids.mapped("state")), {"pending_validation"})
         self.assertEqual(cycle.entitlement_ids.submitted_by_id, self.officer)
+
+    def test_async_cancellation(self):
+        self.env["g2p.program.entitlement.manager.cash"].with_user(self.manager).create(
+            {"program_id": self.program.id, "item_ids": [(0, 0, {"amount": 30.0})]}
+        )
+        cycle = self.env["g2p.cycle"].browse(self.program.create_new_cycle())
+        cycle.with_user(self.officer).prepare_entitlement()
+        cycle.with_user(self.officer).to_approve()
+        self.env["ir.config_parameter"].sudo().set_param("g2p_programs_ext.async_threshold", "1")
+        with trap_jobs() as trap:
+            cycle.with_user(self.approver).mark_cancelled()
+            self.assertTrue(cycle.locked)
+            self.assertEqual(cycle.state, "to_approve")  # until the last job
+            trap.assert_jobs_count(2)
+            trap.perform_enqueued_jobs()
+        self.assertFalse(cycle.locked)
+        self.assertEqual(cycle.state, "cancelled")
+        self.assertEqual(set(cycle.entitlement_ids.mapped("state")), {"cancelled"})
+        self.assertEqual(cycle.entitlement_ids.cancelled_by_id, self.approver)
+        # the cancel job run again changes nothing
+        ids = cycle.entitlement_ids.sorted("id").ids
+        self.assertEqual(
+            cycle._job_entitlement_step("cancel", "g2p.entitlement", ids[0], ids[-1]),
+            "0 entitlements cancelled",
+        )

@@ -140,6 +140,7 @@ class RegistryImportRun:
         self.Partner = env["res.partner"]
         self._ref_cache = {}
         self._selection_keys = {}
+        self._dates = {}
         # Stored fields the ORM computes from a line's own values: computed here while reading.
         self.derived = []
         if "email_normalized" in self.Partner._fields:
@@ -148,6 +149,7 @@ class RegistryImportRun:
             self.derived.append("phone_sanitized")
             self.number_fields = self.Partner._phone_get_number_fields()
             self.countries = {}
+            self._country_codes = {}
         #: {file: [res.partner field names]} a file may set
         self.partner_fields = partner_fields
 
@@ -202,8 +204,13 @@ class RegistryImportRun:
     def _date(self, file, line, column, value):
         if not value:
             return None
+        # Registries repeat dates (birthdates, start dates): each text is read once.
+        iso = self._dates.get(value)
+        if iso is not None:
+            return iso
         try:
-            return date.fromisoformat(value.strip()).isoformat()
+            iso = self._dates[value] = date.fromisoformat(value.strip()).isoformat()
+            return iso
         except ValueError:
             self.error(
                 file,
@@ -328,7 +335,11 @@ class RegistryImportRun:
         if columns is None:
             return
         fields_ = self.Partner._fields
-        names = self.partner_fields[file]
+        cells = []  # (field name, column, field) of each field, the column None when absent
+        for name in self.partner_fields[file]:
+            column = name + "/id" if fields_[name].type == "many2one" else name
+            cells.append((name, column if column in header else None, fields_[name]))
+        value_of = self._value
         for line, row in rows:
             xmlid = row.get("id", "").strip()
             if not xmlid:
@@ -363,12 +374,10 @@ class RegistryImportRun:
                         if is_group
                         else _("This file holds individuals only."),
                     )
-            values = {}
-            for name in names:
-                column = name + "/id" if fields_[name].type == "many2one" else name
-                values[name] = (
-                    self._value(file, line, column, fields_[name], row[column]) if column in row else None
-                )
+            values = {
+                name: value_of(file, line, column, field, row[column]) if column else None
+                for name, column, field in cells
+            }
             staging.add([line, xmlid, *values.values(), *self._derived_values(values)])
 
     def _derived_values(self, values):
@@ -389,13 +398,28 @@ class RegistryImportRun:
                             if country_id
                             else self.env.company.country_id
                         )
-                    sanitized = self.Partner._phone_format(
-                        number=values[fname], country=self.countries[country_id]
-                    )
+                    sanitized = self._phone_sanitized(values[fname], self.countries[country_id])
                     if sanitized:
                         break
             result.append(sanitized or None)
         return result
+
+    def _phone_sanitized(self, number, country):
+        """``res.partner._phone_format(number=..., country=...)`` (E164, False when the number
+        does not parse), with the country's code and phone code read once per country
+        instead of through the ORM for every line."""
+        # phone_validation is not a dependency: imported only where res.partner has its field.
+        from odoo.addons.phone_validation.tools import phone_validation  # noqa: PLC0415
+
+        if not country:
+            return number
+        codes = self._country_codes.get(country.id)
+        if codes is None:
+            codes = self._country_codes[country.id] = (country.code, country.phone_code)
+        try:
+            return phone_validation.phone_format(number, *codes, force_format="E164", raise_exception=True)
+        except UserError:
+            return False
 
     def _read_memberships(self, text, staging, share, start):
         file = MEMBERSHIPS

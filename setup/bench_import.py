@@ -111,7 +111,7 @@ class StatementTimer:
                 # buffers, WAL and the time of each foreign-key trigger
                 args = query.params if hasattr(query, "params") else None
                 started = time.time()
-                timer.original(cursor, "EXPLAIN (ANALYZE, BUFFERS, WAL, TIMING OFF) " + text, args)
+                timer.original(cursor, "EXPLAIN (ANALYZE, BUFFERS, WAL) " + text, args)
                 plan = "\n".join(row[0] for row in cursor.fetchall())
                 timer.add(text, time.time() - started)
                 print(f"[bench-import] {' '.join(text.split())[:100]}\n{plan}", flush=True)
@@ -156,6 +156,11 @@ def main():
     ap.add_argument(
         "--profile", action="store_true", help="per-statement times and cProfile of the fast import"
     )
+    ap.add_argument(
+        "--no-cprofile",
+        action="store_true",
+        help="with --profile: statement times only (cProfile doubles Python's time)",
+    )
     ap.add_argument("--explain", action="store_true", help="with --profile: EXPLAIN ANALYZE of each INSERT")
     args = ap.parse_args()
     load_households = args.households if args.load_households is None else args.load_households
@@ -196,7 +201,8 @@ def main():
             started, cpu0, pg0 = time.time(), own_cpu(), backend_cpu(cr)
             if args.profile:
                 timer.__enter__()
-                profiler.enable()
+                if not args.no_cprofile:
+                    profiler.enable()
             result = officer_env["g2p.registry.import"].import_registry(
                 texts["groups"], texts["individuals"], texts["memberships"], texts["household_areas"]
             )
@@ -205,7 +211,8 @@ def main():
                 profiler.disable()
                 timer.__exit__()
                 timer.report()
-                pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+                if not args.no_cprofile:
+                    pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
             fast["cpu"], fast["pg"] = own_cpu() - cpu0, backend_cpu(cr) - pg0
             fast["wal"] = [b - a for a, b in zip(wal0, wal(cr), strict=True)]
             if not result["ok"]:

@@ -9,12 +9,18 @@ run as a program officer; ``load`` is called as ``setup/demo.py`` calls it (batc
 2,000 lines per file).
 
 Usage: .venv/bin/python setup/bench_import.py --db DB [--households 10000]
-       [--load-households N (default: the same; 0 skips load)] [--reuse]
+       [--load-households N (default: the same; 0 skips load)] [--reuse] [--profile]
+
+``--profile`` prints, for the fast import, the statements that took longest (wall time
+of each ``cursor.execute`` / ``COPY``, first line of its text) and cProfile's top
+functions by cumulative time.
 """
 
 import argparse
+import cProfile
 import csv
 import os
+import pstats
 import resource
 import sys
 import time
@@ -71,9 +77,67 @@ def backend_cpu(cr):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def wal(cr):
+    """(WAL bytes, full-page images, times the WAL buffers were full) of the whole server so far."""
+    cr.execute("SELECT wal_bytes, wal_fpi, wal_buffers_full FROM pg_stat_wal")
+    return cr.fetchone()
+
+
 def own_cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+class StatementTimer:
+    """Wall time of every statement sent through Odoo's cursors (``execute``) and of the
+    COPYs of the import's staging tables, summed by the statement's first 110 characters."""
+
+    def __init__(self, explain=False):
+        self.totals = {}
+        self.explain = explain
+
+    def __enter__(self):
+        from odoo import sql_db  # noqa: PLC0415
+
+        self.cursor_class = sql_db.Cursor
+        self.original = self.cursor_class.execute
+        timer = self
+        explain = self.explain
+
+        def execute(cursor, query, params=None, log_exceptions=True):
+            text = query.code if hasattr(query, "code") else str(query)
+            if explain and text.lstrip().startswith("INSERT") and params is None:
+                # the plan of each heavy INSERT (run by EXPLAIN ANALYZE itself), with its
+                # buffers, WAL and the time of each foreign-key trigger
+                args = query.params if hasattr(query, "params") else None
+                started = time.time()
+                timer.original(cursor, "EXPLAIN (ANALYZE, BUFFERS, WAL) " + text, args)
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+                timer.add(text, time.time() - started)
+                print(f"[bench-import] {' '.join(text.split())[:100]}\n{plan}", flush=True)
+                return None
+            started = time.time()
+            try:
+                return timer.original(cursor, query, params, log_exceptions)
+            finally:
+                timer.add(text, time.time() - started)
+
+        self.cursor_class.execute = execute
+        return self
+
+    def add(self, query, seconds):
+        key = " ".join(query.split())[:110]
+        count, total = self.totals.get(key, (0, 0.0))
+        self.totals[key] = (count + 1, total + seconds)
+
+    def __exit__(self, *exc):
+        self.cursor_class.execute = self.original
+
+    def report(self, top=25):
+        rows = sorted(self.totals.items(), key=lambda item: -item[1][1])[:top]
+        print("[bench-import] statements by wall time (count, seconds, text):", flush=True)
+        for key, (count, total) in rows:
+            print(f"  {count:6d} {total:8.2f} s  {key}", flush=True)
 
 
 def count_rows(paths):
@@ -89,6 +153,15 @@ def main():
     ap.add_argument(
         "--reuse", action="store_true", help="reuse the CSV files of an earlier run of the same size"
     )
+    ap.add_argument(
+        "--profile", action="store_true", help="per-statement times and cProfile of the fast import"
+    )
+    ap.add_argument(
+        "--no-cprofile",
+        action="store_true",
+        help="with --profile: statement times only (cProfile doubles Python's time)",
+    )
+    ap.add_argument("--explain", action="store_true", help="with --profile: EXPLAIN ANALYZE of each INSERT")
     args = ap.parse_args()
     load_households = args.households if args.load_households is None else args.load_households
 
@@ -123,12 +196,25 @@ def main():
         texts = {key: Path(paths[key]).read_text(encoding="utf-8") for key in paths}
         fast = {}
         with cr.savepoint(flush=False) as savepoint:
+            timer, profiler = StatementTimer(explain=args.explain), cProfile.Profile()
+            wal0 = wal(cr)
             started, cpu0, pg0 = time.time(), own_cpu(), backend_cpu(cr)
+            if args.profile:
+                timer.__enter__()
+                if not args.no_cprofile:
+                    profiler.enable()
             result = officer_env["g2p.registry.import"].import_registry(
                 texts["groups"], texts["individuals"], texts["memberships"], texts["household_areas"]
             )
             fast["seconds"] = time.time() - started
+            if args.profile:
+                profiler.disable()
+                timer.__exit__()
+                timer.report()
+                if not args.no_cprofile:
+                    pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
             fast["cpu"], fast["pg"] = own_cpu() - cpu0, backend_cpu(cr) - pg0
+            fast["wal"] = [b - a for a, b in zip(wal0, wal(cr), strict=True)]
             if not result["ok"]:
                 raise SystemExit(f"fast import refused: {result['errors'][:5]}")
             savepoint.rollback()
@@ -138,7 +224,8 @@ def main():
             f"[bench-import] fast import: {args.households} households, {fast_rows} rows in {fast['seconds']:.1f} s "
             f"= {args.households / fast['seconds']:,.0f} households/s, {fast_rows / fast['seconds']:,.0f} rows/s; "
             f"CPU: Odoo {fast['cpu']:.1f} s + PostgreSQL {fast['pg']:.1f} s; "
-            f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
+            f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
+            f"WAL (whole server) {fast['wal'][0] / 2**20:,.0f} MB, {fast['wal'][1]:,} full-page images",
             flush=True,
         )
         if load_households:

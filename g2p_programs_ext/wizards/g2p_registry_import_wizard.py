@@ -140,6 +140,7 @@ class RegistryImportRun:
         self.Partner = env["res.partner"]
         self._ref_cache = {}
         self._selection_keys = {}
+        self._dates = {}
         # Stored fields the ORM computes from a line's own values: computed here while reading.
         self.derived = []
         if "email_normalized" in self.Partner._fields:
@@ -148,6 +149,7 @@ class RegistryImportRun:
             self.derived.append("phone_sanitized")
             self.number_fields = self.Partner._phone_get_number_fields()
             self.countries = {}
+            self._country_codes = {}
         #: {file: [res.partner field names]} a file may set
         self.partner_fields = partner_fields
 
@@ -202,8 +204,13 @@ class RegistryImportRun:
     def _date(self, file, line, column, value):
         if not value:
             return None
+        # Registries repeat dates (birthdates, start dates): each text is read once.
+        iso = self._dates.get(value)
+        if iso is not None:
+            return iso
         try:
-            return date.fromisoformat(value.strip()).isoformat()
+            iso = self._dates[value] = date.fromisoformat(value.strip()).isoformat()
+            return iso
         except ValueError:
             self.error(
                 file,
@@ -328,7 +335,11 @@ class RegistryImportRun:
         if columns is None:
             return
         fields_ = self.Partner._fields
-        names = self.partner_fields[file]
+        cells = []  # (field name, column, field) of each field, the column None when absent
+        for name in self.partner_fields[file]:
+            column = name + "/id" if fields_[name].type == "many2one" else name
+            cells.append((name, column if column in header else None, fields_[name]))
+        value_of = self._value
         for line, row in rows:
             xmlid = row.get("id", "").strip()
             if not xmlid:
@@ -363,12 +374,10 @@ class RegistryImportRun:
                         if is_group
                         else _("This file holds individuals only."),
                     )
-            values = {}
-            for name in names:
-                column = name + "/id" if fields_[name].type == "many2one" else name
-                values[name] = (
-                    self._value(file, line, column, fields_[name], row[column]) if column in row else None
-                )
+            values = {
+                name: value_of(file, line, column, field, row[column]) if column else None
+                for name, column, field in cells
+            }
             staging.add([line, xmlid, *values.values(), *self._derived_values(values)])
 
     def _derived_values(self, values):
@@ -389,13 +398,28 @@ class RegistryImportRun:
                             if country_id
                             else self.env.company.country_id
                         )
-                    sanitized = self.Partner._phone_format(
-                        number=values[fname], country=self.countries[country_id]
-                    )
+                    sanitized = self._phone_sanitized(values[fname], self.countries[country_id])
                     if sanitized:
                         break
             result.append(sanitized or None)
         return result
+
+    def _phone_sanitized(self, number, country):
+        """``res.partner._phone_format(number=..., country=...)`` (E164, False when the number
+        does not parse), with the country's code and phone code read once per country
+        instead of through the ORM for every line."""
+        # phone_validation is not a dependency: imported only where res.partner has its field.
+        from odoo.addons.phone_validation.tools import phone_validation  # noqa: PLC0415
+
+        if not country:
+            return number
+        codes = self._country_codes.get(country.id)
+        if codes is None:
+            codes = self._country_codes[country.id] = (country.code, country.phone_code)
+        try:
+            return phone_validation.phone_format(number, *codes, force_format="E164", raise_exception=True)
+        except UserError:
+            return False
 
     def _read_memberships(self, text, staging, share, start):
         file = MEMBERSHIPS
@@ -519,6 +543,8 @@ class RegistryImportRun:
         self.env.flush_all()
         # JIT compiles each big statement (about 1 s each, more than it saves here).
         cr.execute("SET LOCAL jit = off")
+        # Hash joins and aggregates over the staged lines fit in memory (4 MB: spilled to disk).
+        cr.execute("SET LOCAL work_mem = '128MB'")
         partner_columns = self._create_staging_tables()
         households_staging = _Staging(
             cr, "g2p_import_household", ["line", "xmlid", *self.partner_fields[HOUSEHOLDS], *self.derived]
@@ -539,7 +565,7 @@ class RegistryImportRun:
         start += shares[INDIVIDUALS]
         memberships_staging = _Staging(
             cr,
-            "g2p_import_membership",
+            "g2p_import_membership_line",
             ["line", "xmlid", "group_xmlid", "individual_xmlid", "kind_ids", "start_date", "end_date"],
         )
         self._read_memberships(texts[MEMBERSHIPS], memberships_staging, shares[MEMBERSHIPS], start)
@@ -558,7 +584,7 @@ class RegistryImportRun:
         self._check_in_sql(area_columns)
         if not self.error_count:
             self._write(partner_columns, area_columns)
-        cr.execute("SET LOCAL jit TO DEFAULT")
+        cr.execute("SET LOCAL jit TO DEFAULT; SET LOCAL work_mem TO DEFAULT")
         self.progress(1.0, _("Done") if not self.error_count else _("Refused: nothing imported"))
         return self.summary(counts, time.time() - t0)
 
@@ -588,24 +614,30 @@ class RegistryImportRun:
     # SQL
     # ------------------------------------------------------------------
     def _create_staging_tables(self):
-        """Temporary tables (dropped at commit) for the lines read; returns res.partner's columns."""
+        """Temporary tables (dropped at commit) for the lines read; returns res.partner's columns.
+
+        Each partner line gets its database id from ``res_partner_id_seq`` as it is copied in
+        (a column default: no second pass over the lines), so that memberships and external
+        ids can refer to it; a refused import leaves those sequence values unused, as a
+        rolled-back ``create`` does."""
         cr = self.cr
         for table, file in (("g2p_import_household", HOUSEHOLDS), ("g2p_import_individual", INDIVIDUALS)):
             # Temporary tables of this transaction: staging only, no Odoo model behind them.
             cr.execute(
                 SQL(
                     """DROP TABLE IF EXISTS %s;
-                       CREATE TEMPORARY TABLE %s (line int, xmlid varchar, id int, size int, %s) ON COMMIT DROP""",
+                       CREATE TEMPORARY TABLE %s (line int, xmlid varchar,
+                           id int DEFAULT nextval('res_partner_id_seq'), %s) ON COMMIT DROP""",
                     SQL.identifier(table),
                     SQL.identifier(table),
                     self._column_definitions(self.partner_fields[file] + self.derived),
                 )
             )
+        # The memberships as read; g2p_import_membership (references resolved) is made from it.
         cr.execute(
-            """DROP TABLE IF EXISTS g2p_import_membership;
-               CREATE TEMPORARY TABLE g2p_import_membership (line int, xmlid varchar, group_xmlid varchar,
-               individual_xmlid varchar, kind_ids int[], start_date date, end_date date,
-               group_id int, individual_id int, id int) ON COMMIT DROP"""
+            """DROP TABLE IF EXISTS g2p_import_membership_line;
+               CREATE TEMPORARY TABLE g2p_import_membership_line (line int, xmlid varchar, group_xmlid varchar,
+               individual_xmlid varchar, kind_ids int[], start_date date, end_date date) ON COMMIT DROP"""
         )
         cr.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'res_partner'")
         return {row[0] for row in cr.fetchall()}
@@ -639,13 +671,14 @@ class RegistryImportRun:
             "CREATE INDEX ON g2p_import_household (xmlid); CREATE INDEX ON g2p_import_individual (xmlid)"
         )
         cr.execute(
-            "ANALYZE g2p_import_household; ANALYZE g2p_import_individual; ANALYZE g2p_import_membership"
+            "ANALYZE g2p_import_household; ANALYZE g2p_import_individual; ANALYZE g2p_import_membership_line"
         )
+        duplicates_before = self.error_count
         # External ids: unique across the three files, new in the database.
         for table, file in (
             ("g2p_import_household", HOUSEHOLDS),
             ("g2p_import_individual", INDIVIDUALS),
-            ("g2p_import_membership", MEMBERSHIPS),
+            ("g2p_import_membership_line", MEMBERSHIPS),
         ):
             self._report(
                 SQL(
@@ -741,20 +774,19 @@ class RegistryImportRun:
                 "duplicate_xmlid",
                 _("Household %(value)s is also on line %(other)s of this file."),
             )
-        # Memberships: households and members from the files or the registry.
+        self._resolve_memberships(unique=self.error_count == duplicates_before)
+        cr.execute("ANALYZE g2p_import_membership")
+        # Memberships: households and members from the registry (those of the files are
+        # resolved by _resolve_memberships).
         cr.execute(
             SQL(
-                """UPDATE g2p_import_membership m SET group_id = -h.line FROM g2p_import_household h
-                   WHERE h.xmlid = m.group_xmlid;
-                   UPDATE g2p_import_membership m SET group_id = p.id
+                """UPDATE g2p_import_membership m SET group_id = p.id
                    FROM ir_model_data d JOIN res_partner p ON p.id = d.res_id AND p.is_group AND p.is_registrant
                    WHERE m.group_id IS NULL AND d.model = 'res.partner'
                      AND d.module = CASE WHEN position('.' in m.group_xmlid) > 0
                          THEN split_part(m.group_xmlid, '.', 1) ELSE %(module)s END
                      AND d.name = CASE WHEN position('.' in m.group_xmlid) > 0
                          THEN substr(m.group_xmlid, position('.' in m.group_xmlid) + 1) ELSE m.group_xmlid END;
-                   UPDATE g2p_import_membership m SET individual_id = -i.line FROM g2p_import_individual i
-                   WHERE i.xmlid = m.individual_xmlid;
                    UPDATE g2p_import_membership m SET individual_id = p.id
                    FROM ir_model_data d JOIN res_partner p ON p.id = d.res_id AND p.is_group IS NOT TRUE AND p.is_registrant
                    WHERE m.individual_id IS NULL AND d.model = 'res.partner'
@@ -800,7 +832,7 @@ class RegistryImportRun:
             SQL(
                 """SELECT m.line, m.individual_xmlid, g.group_id FROM g2p_import_membership m
                    JOIN g2p_group_membership g ON g.individual_id = m.individual_id AND g.end_date IS NULL
-                   WHERE m.end_date IS NULL AND m.individual_id > 0 ORDER BY m.line"""
+                   WHERE m.end_date IS NULL AND NOT m.individual_new ORDER BY m.line"""
             ),
             MEMBERSHIPS,
             "two_households",
@@ -810,7 +842,7 @@ class RegistryImportRun:
         self._report(
             SQL(
                 """WITH roles AS (
-                     SELECT m.line, m.group_id, m.group_xmlid, k.id AS kind_id, k.name->>'en_US' AS kind
+                     SELECT m.line, m.group_id, m.group_new, m.group_xmlid, k.id AS kind_id, k.name->>'en_US' AS kind
                      FROM g2p_import_membership m, unnest(m.kind_ids) AS r(kind_id)
                      JOIN g2p_group_membership_kind k ON k.id = r.kind_id AND k.is_unique
                      WHERE m.end_date IS NULL AND m.group_id IS NOT NULL)
@@ -822,12 +854,43 @@ class RegistryImportRun:
                    JOIN g2p_group_membership g ON g.group_id = r.group_id AND g.end_date IS NULL
                    JOIN g2p_group_membership_g2p_group_membership_kind_rel rel
                      ON rel.g2p_group_membership_id = g.id AND rel.g2p_group_membership_kind_id = r.kind_id
-                   WHERE r.group_id > 0
+                   WHERE NOT r.group_new
                    ORDER BY 1"""
             ),
             MEMBERSHIPS,
             "unique_role",
             _("Household %(value)s would have two active members with the role %(other)s."),
+        )
+
+    def _resolve_memberships(self, unique=True):
+        """g2p_import_membership: the memberships read, with the ids of their households and
+        members of the files (``group_new`` / ``individual_new`` true; NULL when not in the
+        files: looked up in the registry by the checks) and their own new id. One pass, no
+        UPDATE of the lines. ``unique``: no external id is twice in the partner files (else
+        each resolves to its first line; the import is refused then anyway)."""
+        households, individuals = (
+            SQL("g2p_import_household"),
+            SQL("g2p_import_individual"),
+        )
+        if not unique:
+            households, individuals = (
+                SQL("(SELECT DISTINCT ON (xmlid) xmlid, id FROM %s ORDER BY xmlid, line)", table)
+                for table in (households, individuals)
+            )
+        # Temporary tables of this transaction: staging only, no Odoo model behind them.
+        self.cr.execute(
+            SQL(
+                """DROP TABLE IF EXISTS g2p_import_membership;
+                   CREATE TEMPORARY TABLE g2p_import_membership ON COMMIT DROP AS
+                   SELECT m.*, h.id AS group_id, h.id IS NOT NULL AS group_new,
+                          i.id AS individual_id, i.id IS NOT NULL AS individual_new,
+                          nextval('g2p_group_membership_id_seq') AS id
+                   FROM g2p_import_membership_line m
+                   LEFT JOIN %s h ON h.xmlid = m.group_xmlid
+                   LEFT JOIN %s i ON i.xmlid = m.individual_xmlid""",
+                households,
+                individuals,
+            )
         )
 
     def _partner_defaults(self):
@@ -852,40 +915,23 @@ class RegistryImportRun:
         Partner = self.Partner
         self.progress(0.55, _("Writing households and individuals"))
         # Households of the registry that gain members (resolved to their ids, > 0; the file's are < 0).
-        cr.execute("SELECT DISTINCT group_id FROM g2p_import_membership WHERE group_id > 0")
+        cr.execute("SELECT DISTINCT group_id FROM g2p_import_membership WHERE NOT group_new")
         existing_households = [row[0] for row in cr.fetchall()]
-        # Ids from the table's own sequence (concurrency-safe), so memberships can refer to them.
-        cr.execute(
-            """UPDATE g2p_import_household SET id = nextval('res_partner_id_seq');
-               UPDATE g2p_import_individual SET id = nextval('res_partner_id_seq');
-               UPDATE g2p_import_membership m SET group_id = h.id FROM g2p_import_household h
-               WHERE m.group_id < 0 AND h.line = -m.group_id;
-               UPDATE g2p_import_membership m SET individual_id = i.id FROM g2p_import_individual i
-               WHERE m.individual_id < 0 AND i.line = -m.individual_id;
-               UPDATE g2p_import_membership SET id = nextval('g2p_group_membership_id_seq')"""
-        )
         defaults = self._partner_defaults()
         computed = [
             name
             for name, field in Partner._fields.items()
             if field.store and field.column_type and field.compute and name not in HANDLED_COMPUTED
         ]
-        # Joins done on the staging tables first, so that each INSERT reads one table.
-        cr.execute(
-            """UPDATE g2p_import_household h SET size = c.size
-               FROM (SELECT group_id, count(*) AS size FROM g2p_import_membership
-                     WHERE end_date IS NULL GROUP BY group_id) c
-               WHERE c.group_id = h.id"""
+        # The households' sizes and their extra columns are joined in their INSERT (hash
+        # joins on small tables; no UPDATE pass over the staged lines).
+        household_joins = SQL(
+            """LEFT JOIN (SELECT group_id, count(*) AS size FROM g2p_import_membership
+                          WHERE end_date IS NULL GROUP BY group_id) c ON c.group_id = s.id"""
         )
-        for name in area_columns:
-            cr.execute(
-                SQL(
-                    """UPDATE g2p_import_household h SET %s = COALESCE(e.%s, h.%s)
-                       FROM g2p_import_household_extra e WHERE e.xmlid = h.xmlid""",
-                    SQL.identifier(name),
-                    SQL.identifier(name),
-                    SQL.identifier(name),
-                )
+        if area_columns:
+            household_joins = SQL(
+                "%s LEFT JOIN g2p_import_household_extra e ON e.xmlid = s.xmlid", household_joins
             )
         # The foreign-key checks of the INSERTs use plans PostgreSQL caches for the whole
         # statement: planned on a small res_partner they scan it sequentially per row while it
@@ -907,7 +953,7 @@ class RegistryImportRun:
                     # both computed from the parent only: none for a registrant
                     "user_id": SQL("NULL"),
                     "company_registry": SQL("NULL"),
-                    "household_size": SQL("COALESCE(s.size, 0)") if is_group else SQL("0"),
+                    "household_size": SQL("COALESCE(c.size, 0)") if is_group else SQL("0"),
                     "create_uid": SQL("%s", self.env.uid),
                     "write_uid": SQL("%s", self.env.uid),
                     "create_date": SQL("(now() AT TIME ZONE 'UTC')"),
@@ -916,6 +962,8 @@ class RegistryImportRun:
             )
             for name in self.partner_fields[file] + self.derived:
                 values[name] = SQL("s.%s", SQL.identifier(name))
+            for name in area_columns if is_group else ():
+                values[name] = SQL("COALESCE(e.%s, s.%s)", SQL.identifier(name), SQL.identifier(name))
             values = {
                 k: v if isinstance(v, SQL) else SQL("%s", v)
                 for k, v in values.items()
@@ -923,12 +971,15 @@ class RegistryImportRun:
             }
             # Raw SQL: millions of rows, where create() runs ~250 rows/s through load; every column
             # the ORM fills is filled here, and the caches are invalidated below (invalidate_all).
+            # No ORDER BY: the ids were given in line order as the lines were copied in, and a
+            # scan of the staged lines (probe side of the small hash joins) returns them so.
             cr.execute(
                 SQL(
-                    "INSERT INTO res_partner (id, %s) SELECT s.id, %s FROM %s s ORDER BY s.line",
+                    "INSERT INTO res_partner (id, %s) SELECT s.id, %s FROM %s s %s",
                     SQL(", ").join(SQL.identifier(k) for k in values),
                     SQL(", ").join(values.values()),
                     SQL.identifier(table),
+                    household_joins if is_group else SQL(),
                 )
             )
             self.progress(0.7 if is_group else 0.85, _("Writing external ids"))
@@ -937,7 +988,7 @@ class RegistryImportRun:
                     """INSERT INTO ir_model_data (module, name, model, res_id, noupdate,
                                                   create_uid, write_uid, create_date, write_date)
                        SELECT %s, s.xmlid, 'res.partner', s.id, FALSE, %s, %s,
-                              now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC' FROM %s s ORDER BY s.line""",
+                              now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC' FROM %s s""",
                     IMPORT_MODULE,
                     self.env.uid,
                     self.env.uid,
@@ -952,16 +1003,24 @@ class RegistryImportRun:
                                                      create_uid, write_uid, create_date, write_date)
                    SELECT id, group_id, individual_id, start_date, end_date, %s, %s,
                           now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'
-                   FROM g2p_import_membership ORDER BY line;
-                   INSERT INTO g2p_group_membership_g2p_group_membership_kind_rel
+                   FROM g2p_import_membership""",
+                self.env.uid,
+                self.env.uid,
+            )
+        )
+        cr.execute(
+            SQL(
+                """INSERT INTO g2p_group_membership_g2p_group_membership_kind_rel
                           (g2p_group_membership_id, g2p_group_membership_kind_id)
-                   SELECT m.id, k FROM g2p_import_membership m, unnest(m.kind_ids) AS k;
-                   INSERT INTO ir_model_data (module, name, model, res_id, noupdate,
+                   SELECT m.id, k FROM g2p_import_membership m, unnest(m.kind_ids) AS k"""
+            )
+        )
+        cr.execute(
+            SQL(
+                """INSERT INTO ir_model_data (module, name, model, res_id, noupdate,
                                               create_uid, write_uid, create_date, write_date)
                    SELECT %s, xmlid, 'g2p.group.membership', id, FALSE, %s, %s,
-                          now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC' FROM g2p_import_membership ORDER BY line""",
-                self.env.uid,
-                self.env.uid,
+                          now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC' FROM g2p_import_membership""",
                 IMPORT_MODULE,
                 self.env.uid,
                 self.env.uid,

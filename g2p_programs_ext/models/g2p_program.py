@@ -1,4 +1,5 @@
 import logging
+import re
 
 from odoo import _, api, fields, models
 from odoo.addons.queue_job.delay import chain, group
@@ -261,9 +262,19 @@ class G2PProgram(models.Model):
         compiled = self._compiled_expression()
         if compiled is None:
             return None
-        value, joins = compiled.parts("p", fields.Date.context_today(self), candidates_sql)
+        value, joins = compiled.parts(
+            "p",
+            fields.Date.context_today(self),
+            candidates_sql,
+            member_facts=not self.env.context.get("cel_grouped_pass"),
+        )
         if compiled.type != "bool":  # not true: not eligible, but its errors still count
             value = SQL("(CASE WHEN %s IS NULL THEN NULL ELSE false END)", value)
+        if not re.search(r"(?<![\w.])p\.(?!id\b)", value.code + joins.code):
+            # nothing read from the registrant's row but its id (e.g. the demo's rule over
+            # the household summary): the candidates alone, without a second pass over
+            # res_partner to join them back
+            return SQL("SELECT p.id, %s AS ok FROM %s p(id) %s", value, candidates_sql, joins)
         return SQL(
             "SELECT p.id, %s AS ok FROM res_partner p %s WHERE p.id IN %s", value, joins, candidates_sql
         )

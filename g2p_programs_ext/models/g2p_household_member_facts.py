@@ -118,7 +118,10 @@ class G2PHouseholdMemberFacts(models.Model):
     ``members`` without reading the members (``cel_sql``: ``members.exists(m, A || B)``
     with atoms such as ``m.age < 5`` or ``m.is_pregnant``, ``size(members)``).
 
-    Maintained by PostgreSQL triggers on every path (see above); read in SQL only.
+    Maintained by PostgreSQL triggers on every path (see above); read in SQL only, by
+    the eligible count and enrollment over the ORM's own query of the households (so
+    record rules apply there); through the ORM only administrators may read it (it
+    summarises members of every company).
     ``refresh(household_ids)`` recomputes given households; ``init()`` (install and
     every upgrade) rebuilds the whole table and installs the triggers.
     """

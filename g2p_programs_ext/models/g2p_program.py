@@ -16,6 +16,8 @@ _logger = logging.getLogger(__name__)
 DEFAULT_ASYNC_THRESHOLD = 1000
 ANALYZE_AFTER = 10000  # memberships inserted by one enrollment statement
 BATCH_SIZE = 5000
+# The eligibility rows of a text answered by the household summary alone (see _eligibility_sql)
+_SUMMARY_ONLY = re.compile(r"\) p\(id\) LEFT JOIN g2p_household_member_facts ")
 
 
 class G2PProgram(models.Model):
@@ -294,13 +296,24 @@ class G2PProgram(models.Model):
         self.env.cr.execute("SET LOCAL jit = off")
         self.env.cr.execute("SET LOCAL work_mem = '64MB'")
         if rows is not None:
+            # Candidates and household summary only (no grouped pass, no registrant row):
+            # both are read by index-only scans in id order; merging them was about twice
+            # as fast as the parallel hash join the planner picks (1,000,000 households:
+            # 0.68-0.76 s against 1.47-1.57 s, load 8.8), whose probes of a 63 MB table
+            # miss the caches. For this statement only.
+            merge = _SUMMARY_ONLY.search(rows.code) is not None and "GROUP BY" not in rows.code
+            if merge:
+                self.env.cr.execute("SET LOCAL enable_hashjoin = off")
             self.env.cr.execute(
                 SQL(
                     "SELECT count(*) FILTER (WHERE ok), count(*) FILTER (WHERE ok IS NULL), count(*) FROM (%s) c",
                     rows,
                 )
             )
-            return self.env.cr.fetchone()
+            counts = self.env.cr.fetchone()
+            if merge:
+                self.env.cr.execute("SET LOCAL enable_hashjoin TO DEFAULT")
+            return counts
         if sql_only:
             return None
         candidates = query.get_result_ids()

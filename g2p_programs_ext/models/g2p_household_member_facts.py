@@ -122,7 +122,7 @@ class G2PHouseholdMemberFacts(models.Model):
     the eligible count and enrollment over the ORM's own query of the households (so
     record rules apply there); through the ORM only administrators may read it (it
     summarises members of every company).
-    ``refresh(household_ids)`` recomputes given households; ``init()`` (install and
+    ``_refresh(household_ids)`` recomputes given households; ``init()`` (install and
     every upgrade) rebuilds the whole table and installs the triggers.
     """
 
@@ -204,7 +204,7 @@ class G2PHouseholdMemberFacts(models.Model):
         _logger.info("Vacuumed %s.", ", ".join(tables))
         return True
 
-    def refresh(self, household_ids):
+    def _refresh(self, household_ids):
         """Recompute the summary of the households ``household_ids`` (res.partner ids)
         from their memberships, in SQL; the triggers call the same function, so this is
         only needed after a write that bypassed them (e.g. with triggers disabled).

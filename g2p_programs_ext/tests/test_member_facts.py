@@ -186,7 +186,7 @@ class TestMemberFacts(G2PCommon):
         self.assert_summary_exact()
 
     def test_refresh_and_rebuild(self):
-        """refresh() of given households and the install/upgrade rebuild (init) give the
+        """_refresh() of given households and the install/upgrade rebuild (init) give the
         table a rebuild from the memberships gives."""
         group, (member,) = self.household([{"birthdate": self.born(70)}])
         # a write that bypasses the triggers (as a restore without them would)
@@ -197,7 +197,7 @@ class TestMemberFacts(G2PCommon):
         self.env["res.partner"].invalidate_model(["birthdate"])
         with self.assertRaises(AssertionError):
             self.assert_summary_exact()
-        self.env["g2p.household.member.facts"].refresh(group.ids)
+        self.env["g2p.household.member.facts"]._refresh(group.ids)
         self.assert_summary_exact()
         self.env.cr.execute("DELETE FROM g2p_household_member_facts")
         self.env["g2p.household.member.facts"].init()

@@ -798,14 +798,14 @@ class Compiler:
 
     def _facts(self):
         self.facts_used = True
-        return "%sf" % self.prefix
+        return "%smf" % self.prefix
 
     def _facts_atoms(self, node, var):
         """The atoms of the predicate ``node`` (a disjunction of single-fact atoms over
-        the member ``var``) as (SQL bool over the summary ``f``: some member makes the
+        the member ``var``) as (SQL bool over the summary ``<prefix>mf``: some member makes the
         atom true, whether the atom errs on a member without a birthdate); None when it
         is not such a disjunction."""
-        f = "%sf" % self.prefix
+        f = "%smf" % self.prefix
         node = _unwrap(node)
         if not isinstance(node, Tree):
             return None
@@ -858,7 +858,7 @@ class Compiler:
         grouped pass over the memberships (SQL, empty without any)."""
         facts = SQL()
         if self.facts_used:
-            f = "%sf" % self.prefix
+            f = "%smf" % self.prefix
             facts = SQL("LEFT JOIN g2p_household_member_facts %s ON %s.group_id = %s.id" % (f, f, self.me))
         if not self.hoisted:
             return facts

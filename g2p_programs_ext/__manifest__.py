@@ -30,6 +30,7 @@
     "assets": {
         "web.assets_backend": ["g2p_programs_ext/static/src/js/registry_import_progress.js"],
     },
+    "uninstall_hook": "uninstall_hook",
     "development_status": "Alpha",
     "installable": True,
 }

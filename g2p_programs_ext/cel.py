@@ -264,6 +264,8 @@ def path_label(text, extra_types=None):
     if not text or not text.strip():
         return ""
     in_sql, reason = cel_sql.sql_path(text, extra_types)
+    if in_sql and cel_sql.uses_member_facts(text, extra_types):
+        return _("evaluated in SQL, members' facts read from the household summary")
     if in_sql:
         return _("evaluated in SQL")
     return _("evaluated per beneficiary: %s", reason)

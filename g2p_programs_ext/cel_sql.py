@@ -202,7 +202,7 @@ class Compiler:
     """Compile one parsed CEL expression. ``extra``: names of caller variables
     (e.g. ``base_amount``) -> CEL type; their values are SQL parameters."""
 
-    def __init__(self, extra_types, prefix="", hoist=None):
+    def __init__(self, extra_types, prefix="", hoist=None, member_facts=False):
         self.extra_types = dict(extra_types)
         self.counter = 0
         self.uses_members = False
@@ -215,6 +215,10 @@ class Compiler:
         self.hoisted = []  # SQL of the hoisted aggregates: columns v1, v2... of one grouped join
         self.grouped = None
         self.depth = 0
+        # member_facts (with hoist): the aggregates the household summary answers exactly
+        # (g2p_household_member_facts, see _facts_exists) read it instead of the members
+        self.member_facts = member_facts and hoist is not None
+        self.facts_used = False
 
     # -- entry ---------------------------------------------------------------
     def compile(self, tree, me_alias, today, extra_values):
@@ -608,6 +612,9 @@ class Compiler:
     def _size(self, arg):
         out = self.expr(arg)
         if isinstance(out, _List):
+            if self._facts_ready(out):
+                # size(members): the summary's count (no row: no active member)
+                return Val(SQL("coalesce(%s.member_count, 0)::bigint" % self._facts()), "int")
             return self._aggregate(out, "size", None)
         if isinstance(out, _Row):
             raise Unsupported("`size()` of a map has no SQL form here")
@@ -662,6 +669,10 @@ class Compiler:
         lst = self.as_list(target)
         if lst is None:
             return _err("bool" if method in ("exists", "all", "exists_one") else "error")
+        if method == "exists" and len(args) == 2 and self._facts_ready(lst):
+            atoms = self._facts_atoms(args[1], var)
+            if atoms is not None:
+                return self._facts_exists(atoms)
         row = _Row(lst.alias, lst.kind)
         saved = self.scope.get(var)
         self.scope[var] = row
@@ -762,10 +773,98 @@ class Compiler:
             )
         return Val(SQL("(SELECT %s FROM %s)", value, lst.source), type_)
 
+    # -- the household summary (g2p_household_member_facts) ---------------------
+    # CEL: ``members.exists(m, A1 || ... || An)`` is true when some member makes some
+    # Ai true; else an error when some member's disjunction errs (an Ai errs and none is
+    # true); else false. With atoms Ai that each read one fact of the member, "some member
+    # makes Ai true" is a question about the household's aggregate of that fact, and the
+    # atoms below err only on a member without a birthdate (an absent age); a boolean fact
+    # is always present. So: true when some atom's aggregate test holds, else an error
+    # when an age atom is present and a member has no birthdate, else false; no summary
+    # row = no active member = the empty list (false). The same answer as the grouped pass
+    # and the official runtime (tests/test_cel_sql.py compares the three).
+    _FACT_COUNTS = {"is_pregnant": "pregnant_count", "has_disability": "disability_count"}
+
+    def _facts_ready(self, lst):
+        """Whether ``lst`` is the household's plain ``members`` at the top level of a
+        hoisted query with the summary enabled."""
+        return (
+            self.member_facts
+            and not self.depth
+            and lst.kind == "partner"
+            and lst.keep is None
+            and lst.grouped is not None
+        )
+
+    def _facts(self):
+        self.facts_used = True
+        return "%smf" % self.prefix
+
+    def _facts_atoms(self, node, var):
+        """The atoms of the predicate ``node`` (a disjunction of single-fact atoms over
+        the member ``var``) as (SQL bool over the summary ``<prefix>mf``: some member makes the
+        atom true, whether the atom errs on a member without a birthdate); None when it
+        is not such a disjunction."""
+        f = "%smf" % self.prefix
+        node = _unwrap(node)
+        if not isinstance(node, Tree):
+            return None
+        if node.data == "conditionalor" and len(node.children) == 2:
+            left, right = self._facts_atoms(node.children[0], var), self._facts_atoms(node.children[1], var)
+            return left + right if left is not None and right is not None else None
+        if node.data == "relation" and len(node.children) == 2:
+            op_node, right = node.children
+            op = op_node.data.split("_")[1] if isinstance(op_node, Tree) else None
+            if op not in ("lt", "le", "gt", "ge"):
+                return None
+            left = op_node.children[0]
+            if _member_fact(right, var) == "age":
+                left, right = right, left
+                op = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}[op]
+            value = _int_literal(right)
+            if _member_fact(left, var) != "age" or value is None or not 0 <= value <= 150:
+                return None
+            # as _age_by_date: age >= n exactly when the birthdate is on or before the cutoff
+            n = value + 1 if op in ("le", "gt") else value
+            cutoff = _age_cutoff(self.today, n)
+            if op in ("ge", "gt"):
+                return [(SQL("(%s.birthdate_min <= %%s::date)" % f, cutoff), True)]
+            return [(SQL("(%s.birthdate_max > %%s::date)" % f, cutoff), True)]
+        name = _member_fact(node, var)
+        if name in self._FACT_COUNTS:
+            return [(SQL("(%s.%s > 0)" % (f, self._FACT_COUNTS[name])), False)]
+        if node.data == "unary" and len(node.children) == 2 and node.children[0].data == "unary_not":
+            name = _member_fact(node.children[1], var)
+            if name in self._FACT_COUNTS:
+                return [(SQL("(%s.member_count > %s.%s)" % (f, f, self._FACT_COUNTS[name])), False)]
+        return None
+
+    def _facts_exists(self, atoms):
+        f = self._facts()
+        tests = SQL(" OR ").join(sql for sql, _errs in atoms)
+        if any(errs for _sql, errs in atoms):
+            return Val(
+                SQL(
+                    "(CASE WHEN %s THEN true WHEN %s.birthdate_missing > 0 THEN NULL ELSE false END)"
+                    % ("%s", f),
+                    tests,
+                ),
+                "bool",
+            )
+        return Val(SQL("coalesce(%s, false)", tests), "bool")
+
     def joins(self):
-        """The grouped LEFT JOIN of the hoisted aggregates (SQL, empty without any)."""
+        """The LEFT JOINs of the hoisted aggregates: the household summary and the
+        grouped pass over the memberships (SQL, empty without any)."""
+        facts = SQL()
+        if self.facts_used:
+            f = "%smf" % self.prefix
+            facts = SQL("LEFT JOIN g2p_household_member_facts %s ON %s.group_id = %s.id" % (f, f, self.me))
         if not self.hoisted:
-            return SQL()
+            return facts
+        return SQL("%s %s", facts, self._grouped_join())
+
+    def _grouped_join(self):
         gm, body = self.grouped
         name = "%sg" % self.prefix
         columns = SQL(", ").join(
@@ -790,6 +889,32 @@ def _age_cutoff(today, years):
     while cutoff + timedelta(days=1) + relativedelta(years=years) <= today:
         cutoff += timedelta(days=1)
     return cutoff
+
+
+def _unwrap(node):
+    """``node`` without its single-child wrappers (parentheses included)."""
+    while isinstance(node, Tree) and len(node.children) == 1 and node.data not in ("ident", "literal"):
+        node = node.children[0]
+    return node
+
+
+def _member_fact(node, var):
+    """The fact name when ``node`` is ``<var>.<fact>``, else None."""
+    node = _unwrap(node)
+    if not (isinstance(node, Tree) and node.data == "member_dot" and len(node.children) == 2):
+        return None
+    target = _unwrap(node.children[0])
+    if isinstance(target, Tree) and target.data == "ident" and str(target.children[0]) == var:
+        return str(node.children[1])
+    return None
+
+
+def _int_literal(node):
+    """The value of an int literal node, else None."""
+    node = _unwrap(node)
+    if isinstance(node, Tree) and node.data == "literal" and node.children[0].type == "INT_LIT":
+        return int(str(node.children[0]), 0)
+    return None
 
 
 def _mentions(alias, sql):
@@ -823,18 +948,21 @@ class Compiled:
     type: str
     uses_members: bool
     extra_types: tuple
+    # some aggregate over `members` is read from the household summary (in parts())
+    uses_member_facts: bool = False
 
     def sql(self, alias, today, extra=None):
         compiler = Compiler(dict(self.extra_types))
         return compiler.compile(_parse(self.text), alias, today, extra or {}).sql
 
-    def parts(self, alias, today, ids_sql, extra=None, prefix=""):
+    def parts(self, alias, today, ids_sql, extra=None, prefix="", member_facts=True):
         """(expression, joins): the text over the res_partner alias ``alias`` whose
         rows are among ``ids_sql`` (an SQL list or subquery of ids, e.g. ``(SELECT ...)``),
-        with the aggregates over ``members`` as grouped LEFT JOINs (``joins``, SQL to
-        put after ``FROM res_partner alias``). ``prefix``: for the aliases, when two
-        texts share a query."""
-        compiler = Compiler(dict(self.extra_types), prefix=prefix, hoist=ids_sql)
+        with the aggregates over ``members`` as LEFT JOINs (``joins``, SQL to put after
+        ``FROM res_partner alias``): the household summary for those it answers exactly
+        (unless ``member_facts`` is False), one grouped pass over the memberships for the
+        others. ``prefix``: for the aliases, when two texts share a query."""
+        compiler = Compiler(dict(self.extra_types), prefix=prefix, hoist=ids_sql, member_facts=member_facts)
         value = compiler.compile(_parse(self.text), alias, today, extra or {})
         return value.sql, compiler.joins()
 
@@ -847,11 +975,12 @@ class Compiled:
         return compiler.compile(_parse(self.text), alias, today, extra or {}).sql
 
 
-def shared_compiler(ids_sql, prefix="s"):
+def shared_compiler(ids_sql, prefix="s", member_facts=True):
     """A compiler for several texts of one query over the registrants among ``ids_sql``
     (an SQL subquery of ids): their aggregates over ``members`` are computed by one
-    grouped pass over the memberships (``joins()``) instead of one per text."""
-    return Compiler({}, prefix=prefix, hoist=ids_sql)
+    grouped pass over the memberships (``joins()``) instead of one per text, or read
+    from the household summary where it answers them exactly."""
+    return Compiler({}, prefix=prefix, hoist=ids_sql, member_facts=member_facts)
 
 
 @functools.lru_cache(maxsize=512)
@@ -861,7 +990,9 @@ def _compile_cached(text, extra_types):
     val = compiler.compile(_parse(text), "p", "2000-01-01", dummy)
     if not isinstance(val, Val):
         raise Unsupported("the expression's value is a list or a map: no SQL form here")
-    return Compiled(text, val.type, compiler.uses_members, extra_types)
+    hoisted = Compiler(dict(extra_types), hoist=SQL("(0)"), member_facts=True)
+    hoisted.compile(_parse(text), "p", "2000-01-01", dummy)
+    return Compiled(text, val.type, compiler.uses_members, extra_types, hoisted.facts_used)
 
 
 def compile_expression(text, extra_types=None):
@@ -887,3 +1018,12 @@ def sql_path(text, extra_types=None):
     except Exception as exc:  # does not parse: the save checks say so
         return False, str(exc).splitlines()[0] if str(exc) else repr(exc)
     return True, None
+
+
+def uses_member_facts(text, extra_types=None):
+    """Whether ``text`` runs in SQL and reads some aggregate over ``members`` from the
+    household summary (for the forms)."""
+    try:
+        return bool(text and text.strip()) and compile_expression(text, extra_types).uses_member_facts
+    except Exception:  # no SQL form, or does not parse
+        return False

@@ -1,5 +1,6 @@
 from . import res_partner
 from . import g2p_group_membership
+from . import g2p_household_member_facts
 from . import g2p_program
 from . import g2p_program_membership
 from . import g2p_cycle

@@ -225,6 +225,14 @@ class TestCelSql(G2PCommon):
             SQL("SELECT p.id, %s FROM res_partner p %s WHERE p.id = ANY(%s)", value, joins, list(partner_ids))
         )
         hoisted = {pid: ERROR if v is None else v for pid, v in self.env.cr.fetchall()}
+        # the same with every aggregate over members by the grouped pass (no household summary)
+        value, joins = compiled.parts("p", self.today, ids_sql, extra, member_facts=False)
+        self.env.cr.execute(
+            SQL("SELECT p.id, %s FROM res_partner p %s WHERE p.id = ANY(%s)", value, joins, list(partner_ids))
+        )
+        for pid, v in self.env.cr.fetchall():
+            v = ERROR if v is None else v
+            self.assertTrue(_same(v, hoisted[pid]), "%s: summary %r, grouped %r" % (text, hoisted[pid], v))
         # the same text with every aggregate as a correlated subquery
         self.env.cr.execute(
             SQL(
@@ -362,7 +370,11 @@ class TestCelSql(G2PCommon):
 
     def test_paths_named(self):
         """The forms say which path a text takes and why."""
-        self.assertEqual(cel.path_label("members.exists(m, m.age < 5)"), "evaluated in SQL")
+        self.assertEqual(
+            cel.path_label("members.exists(m, m.age < 5)"),
+            "evaluated in SQL, members' facts read from the household summary",
+        )
+        self.assertEqual(cel.path_label("members.exists(m, m.gender == 'male')"), "evaluated in SQL")
         self.assertEqual(
             cel.path_label("me.gender.matches('^f')"),
             "evaluated per beneficiary: `matches` has no SQL form here",

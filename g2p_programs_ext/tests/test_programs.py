@@ -56,7 +56,9 @@ class TestEligibilityAndEnrollment(G2PCommon):
             expression="members.exists(m, m.is_pregnant) || members.exists(m, m.age < 5)"
         )
         self.assertEqual(program.eligible_preview_count, 2)  # domain and expression, in SQL
-        self.assertEqual(program.eligibility_path, "evaluated in SQL")
+        self.assertEqual(
+            program.eligibility_path, "evaluated in SQL, members' facts read from the household summary"
+        )
         preview = program.action_preview_eligibility()["params"]["message"]
         self.assertTrue(preview.startswith("2 eligible of 4"), preview)
         self.assertEqual(program.enroll_eligible_registrants(), 2)

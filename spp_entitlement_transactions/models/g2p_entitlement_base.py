@@ -315,6 +315,49 @@ class G2PEntitlementBase(models.AbstractModel):
             self.id,
         )
 
+    @api.model
+    def _record_redeemed_many_query(self, figures):
+        """One UPDATE storing on several (locked) entitlements of this model what an offline
+        batch decided, as :meth:`_record_redeemed_query` does for one: ``figures`` is
+        ``{entitlement id: (redeemed, balance, state)}``, figures in each entitlement's
+        unit, ``state`` None when unchanged. SQL ending with its WHERE clause, not run:
+        the batch runs it in the statement that inserts its transaction rows. Call
+        :meth:`_invalidate_redeemed` on the records (with a state) once it ran.
+
+        SQL, not ``write``: one statement for the whole batch (``write`` would be one
+        UPDATE per distinct set of values), no tracking; the records are flushed first
+        and invalidated after, and the caller checked access."""
+        records = self.browse(list(figures))
+        records.flush_recordset()
+        ids, redeemed, balances, states = zip(
+            *((id_, *values) for id_, values in figures.items()), strict=True
+        )
+        return SQL(
+            "UPDATE %(table)s e SET %(redeemed)s = v.redeemed, %(balance)s = v.balance, "
+            "state = COALESCE(v.state, e.state), write_uid = %(uid)s, write_date = now() at time zone 'UTC' "
+            "FROM unnest(%(ids)s::int[], %(figures)s::float8[], %(balances)s::float8[], %(states)s::varchar[]) "
+            "AS v(id, redeemed, balance, state) WHERE e.id = v.id",
+            table=SQL.identifier(self._table),
+            redeemed=SQL.identifier(self._redemption.redeemed),
+            balance=SQL.identifier(self._redemption.balance),
+            uid=self.env.uid,
+            ids=list(ids),
+            figures=list(redeemed),
+            balances=list(balances),
+            states=list(states),
+        )
+
+    def _cache_redeemed(self, redeemed, balance, state=None):
+        """Put into the cache of this (locked) entitlement what a redemption of an offline
+        batch decided, before it is written (:meth:`_record_redeemed_many_query`): the
+        batch's later lines on the same entitlement are checked against it. Not marked
+        to be written: the batch writes it, or invalidates it when it writes nothing."""
+        self.ensure_one()
+        cache = self.env.cache
+        for name, value in zip(self._redeemed_columns(state), (redeemed, balance, state), strict=False):
+            field = self._fields[name]
+            cache.update(self, field, [field.convert_to_cache(value, self, validate=False)])
+
     def _invalidate_redeemed(self, state=None):
         """Forget the cached figures (and state) after :meth:`_record_redeemed_query` ran.
         Only these columns changed, and the balance was written with them: no stored

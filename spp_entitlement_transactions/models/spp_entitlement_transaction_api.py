@@ -156,33 +156,24 @@ class SppEntitlementTransaction(models.Model):
         point = self._check_service_point(self._input(redemption_input.service_point_id, service_point_id))
         lines = self._input(redemption_input.batch_lines, lines)
         # First the input of every line, then the batch's entitlements found and locked in
-        # one query (in id order), then each line decided under its lock. No savepoint per
-        # line: a line's refusal is raised before it writes anything (the insert of its
-        # row and the update of its entitlement are one statement, the last of the line,
-        # and a reference taken meanwhile makes it write nothing: ON CONFLICT DO NOTHING).
+        # one query (in id order), then each line decided under the locks, then every new
+        # redemption written in one statement (see _redeem_lines).
         parsed = []
         for line in lines:
             try:
                 parsed.append(self._redeem_line_input(line))
             except UserError as error:  # so are ValidationError and AccessError
                 parsed.append(error)
-        locked = self.env["g2p.entitlement.base"]._find_by_codes(
-            [item[0] for item in parsed if not isinstance(item, UserError)], lock=True
-        )
+        results = self._redeem_lines(point, parsed)
         answers = []
         refused = 0
-        for line, item in zip(lines, parsed, strict=True):
-            reference = line.get("reference") if isinstance(line, dict) else False
-            if isinstance(item, UserError):
-                answers.append(self._error_answer(reference, item))
+        for line, result in zip(lines, results, strict=True):
+            if isinstance(result, UserError):
+                reference = line.get("reference") if isinstance(line, dict) else False
+                answers.append(self._error_answer(reference, result))
                 refused += 1
-                continue
-            code = item[0]
-            try:
-                answers.append(self._redeem_checked(point, *item, locked.get(code)))
-            except UserError as error:  # so are ValidationError and AccessError
-                answers.append(self._error_answer(reference, error))
-                refused += 1
+            else:
+                answers.append(result)
         _logger.info(
             "Offline batch at service point %s by uid %s: %s lines, %s refused",
             point.id,
@@ -426,6 +417,115 @@ class SppEntitlementTransaction(models.Model):
         )
 
     @api.model
+    def _redeem_lines(self, point, parsed):
+        """The lines of :meth:`redeem_batch` at ``point``, each decided as :meth:`redeem`
+        would in the batch's order: ``parsed`` holds, per line, its checked input
+        ``(code, quantity, reference, device_time)`` or the ``UserError`` it was refused
+        with. Returns, per line, :meth:`redeem`'s answer or the ``UserError`` refusing it.
+
+        The batch's entitlements are locked in one query (id order: two batches that share
+        entitlements wait for each other), its references already in the ledger read in
+        one query after the locks, then each line is checked against the figures the
+        earlier lines left (kept in the cache, not written yet) and every new redemption
+        inserted, with the entitlements' new figures, in one statement. A line whose
+        reference is already used (in the ledger, or by an earlier line of the batch) is
+        answered from that redemption, as a repeated :meth:`redeem`. A refused line writes
+        nothing. When a concurrent request takes one of the batch's references between the
+        read and the insert, the statement is rolled back to a savepoint and the batch is
+        decided again line by line (:meth:`_redeem_lines_one_by_one`), which answers that
+        line as :meth:`redeem` would."""
+        codes = [item[0] for item in parsed if not isinstance(item, UserError)]
+        locked = self.env["g2p.entitlement.base"]._find_by_codes(codes, lock=True)
+        taken = self._find_by_references(
+            point, [item[2] for item in parsed if not isinstance(item, UserError)]
+        )
+        results = [error if isinstance(error, UserError) else None for error in parsed]
+        new = {}  # reference: (line index, transaction values, entitlement, balance, state)
+        figures = {}  # entitlement: (redeemed, balance, new state or None)
+        repeated = []  # (line index, reference, payload): an earlier line of the batch took the reference
+        for index, item in enumerate(parsed):
+            if results[index] is not None:
+                continue
+            code, quantity, reference, device_time = item
+            payload = self._payload_hash(code, quantity)
+            try:
+                if reference in taken:
+                    results[index] = taken[reference]._replay(payload)
+                    continue
+                if reference in new:
+                    repeated.append((index, reference, payload))
+                    continue
+                entitlement = locked.get(code)
+                if not entitlement:
+                    raise self._unknown_code(code)
+                checked = self._check_redeemable(entitlement, point, quantity)
+            except UserError as error:  # so are ValidationError and AccessError
+                results[index] = error
+                continue
+            vals, redeemed, balance, state, new_state = self._plan_redemption(
+                entitlement, point, checked, reference, payload, device_time
+            )
+            entitlement._cache_redeemed(redeemed, balance, new_state)  # for the later lines
+            previous = figures.get(entitlement)
+            figures[entitlement] = (redeemed, balance, new_state or (previous[2] if previous else None))
+            new[reference] = (index, vals, balance, state)
+        if not new:
+            return results
+        ids = self._write_redemptions([item[1] for item in new.values()], figures)
+        if ids is None:
+            _logger.info(
+                "Offline batch at service point %s: a reference was taken meanwhile, batch decided line by line",
+                point.id,
+            )
+            return self._redeem_lines_one_by_one(point, parsed, codes)
+        for reference, (index, vals, balance, state) in new.items():
+            results[index] = self._answer_values(ids[reference], vals["code"], balance, state)
+        for index, reference, payload in repeated:
+            try:
+                results[index] = self.sudo().browse(ids[reference])._replay(payload)
+            except UserError as error:
+                results[index] = error
+        return results
+
+    @api.model
+    def _write_redemptions(self, vals_list, figures):
+        """Insert the batch's new redemptions (``vals_list``) and store the entitlements'
+        new ``figures`` ({entitlement: (redeemed, balance, new state or None)}) in one
+        statement, inside a savepoint. :return: {reference: new id}, or None when a
+        reference was taken meanwhile (everything rolled back to the savepoint, the
+        entitlements' cached figures forgotten)."""
+        by_model = {}
+        for entitlement, values in figures.items():
+            by_model.setdefault(entitlement._name, {})[entitlement.id] = values
+        updates = [
+            self.env[model].sudo()._record_redeemed_many_query(values) for model, values in by_model.items()
+        ]
+        savepoint = self.env.cr.savepoint(flush=False)
+        ids = self._insert_redemptions(vals_list, updates)
+        complete = len(ids) == len(vals_list)
+        savepoint.close(rollback=not complete)
+        for entitlement in figures:
+            entitlement._invalidate_redeemed("state")
+        return ids if complete else None
+
+    @api.model
+    def _redeem_lines_one_by_one(self, point, parsed, codes):
+        """:meth:`_redeem_lines`, one statement per new redemption, each line answered as
+        :meth:`redeem` answers (a reference taken by a concurrent request included): the
+        fallback when the batch's single insert met such a reference."""
+        locked = self.env["g2p.entitlement.base"]._find_by_codes(codes, lock=True)  # read again; still locked
+        results = []
+        for item in parsed:
+            if isinstance(item, UserError):
+                results.append(item)
+                continue
+            try:
+                results.append(self._redeem_checked(point, *item, locked.get(item[0])))
+            except UserError as error:  # so are ValidationError and AccessError
+                results.append(error)
+        return results
+
+    @api.model
     def _redeem_line_input(self, line):
         """The input of one line of :meth:`redeem_batch`, checked as :meth:`redeem` checks
         it (line, device time, reference, quantity, code, in that order):
@@ -543,6 +643,24 @@ class SppEntitlementTransaction(models.Model):
         The hot path of the API, in two statements: the transaction row is inserted with
         ``ON CONFLICT DO NOTHING`` on the reference's unique constraint (no savepoint
         needed to survive a race) and the entitlement's figures in one UPDATE."""
+        vals, redeemed, balance, state, new_state = self._plan_redemption(
+            entitlement, point, quantity, reference, payload, device_time
+        )
+        transaction_id = self._insert_redemption(
+            vals, entitlement._record_redeemed_query(redeemed, balance, new_state)
+        )
+        if not transaction_id:
+            return None  # the reference is taken: the caller answers as the first time
+        entitlement._invalidate_redeemed(new_state)
+        return self._answer_values(transaction_id, vals["code"], balance, state)
+
+    @api.model
+    def _plan_redemption(self, entitlement, point, quantity, reference, payload, device_time):
+        """What redeeming ``quantity`` (checked, rounded) of the locked ``entitlement`` at
+        ``point`` writes, from the figures in the cache: ``(vals, redeemed, balance, state,
+        new_state)``, the transaction's values (as for ``create``), the entitlement's new
+        redeemed figure and balance (its unit), its state after, and that state when it
+        changes (else None)."""
         spec = entitlement._redemption
         rounding = entitlement._redemption_rounding()
         total = entitlement[spec.total]
@@ -556,14 +674,7 @@ class SppEntitlementTransaction(models.Model):
         balance = 0.0 if full else float_round(total - redeemed, precision_rounding=rounding)
         vals = self._prepare_transaction_vals(entitlement, point, "redemption", quantity, balance, state)
         vals.update(reference=reference, payload_hash=payload, device_time=device_time)
-        new_state = state if full else None
-        transaction_id = self._insert_redemption(
-            vals, entitlement._record_redeemed_query(redeemed, balance, new_state)
-        )
-        if not transaction_id:
-            return None  # the reference is taken: the caller answers as the first time
-        entitlement._invalidate_redeemed(new_state)
-        return self._answer_values(transaction_id, vals["code"], balance, state)
+        return vals, redeemed, balance, state, (state if full else None)
 
     # ------------------------------------------------------------------
     # Reversal

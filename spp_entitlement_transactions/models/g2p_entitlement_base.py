@@ -122,6 +122,16 @@ class G2PEntitlementBase(models.AbstractModel):
         return next(iter(found.values()), None)
 
     @api.model
+    def _find_by_code_with(self, code, query):
+        """:meth:`_find_by_code` with ``lock``, and ``query`` (SQL, a SELECT) run in the
+        same statement: ``(entitlement or None, [row of query, as a dict by column name])``.
+        The redemption API checks the caller's service point so, in the round trip that
+        locks the entitlement. The cache is kept right as by :meth:`_find_by_code`;
+        ``query``'s rows are not cached."""
+        found, rows = self._locked_read(SQL("e.code = %s", code), True, query)
+        return next(iter(found.values()), None), rows
+
+    @api.model
     def _find_by_codes(self, codes, lock=False):
         """The entitlements (any model, sudo) whose ERNs are among ``codes`` (display
         forms), as :meth:`_find_by_code` finds one, in one query: ``{code: entitlement}``,
@@ -138,10 +148,12 @@ class G2PEntitlementBase(models.AbstractModel):
         return self._locked_read(SQL("e.code = ANY(%s) ORDER BY e.id", codes), lock)
 
     @api.model
-    def _locked_read(self, condition, lock):
+    def _locked_read(self, condition, lock, also=None):
         """{code: entitlement} of the rows of every redemption model matching
         ``condition`` (SQL on alias ``e``, may end with an ORDER BY), locked and cached
-        with ``lock``: the query of :meth:`_find_by_code` and :meth:`_find_by_codes`."""
+        with ``lock``: the query of :meth:`_find_by_code` and :meth:`_find_by_codes`.
+        With ``also`` (SQL, a SELECT run in the same statement), returns ``(found, rows
+        of also as dicts by column name)``."""
         models_ = self._redemption_models()
         arms = []
         for index, model in enumerate(models_):
@@ -160,32 +172,35 @@ class G2PEntitlementBase(models.AbstractModel):
                     SQL(" FOR UPDATE OF e") if lock else SQL(),
                 )
             )
+        selects = [
+            SQL(
+                "SELECT %s, to_jsonb(%s) FROM %s",
+                index,
+                SQL.identifier(f"m{index}"),
+                SQL.identifier(f"m{index}"),
+            )
+            for index in range(len(models_))
+        ]
+        if also is not None:
+            arms.append(SQL("a AS (%s)", also))
+            selects.append(SQL("SELECT -1, to_jsonb(a) FROM a"))
         # FOR UPDATE is not allowed beside UNION, but is inside WITH queries; the models'
         # columns differ, so each row comes as one JSON object.
-        query = SQL(
-            "WITH %s %s",
-            SQL(", ").join(arms),
-            SQL(" UNION ALL ").join(
-                SQL(
-                    "SELECT %s, to_jsonb(%s) FROM %s",
-                    index,
-                    SQL.identifier(f"m{index}"),
-                    SQL.identifier(f"m{index}"),
-                )
-                for index in range(len(models_))
-            ),
-        )
+        query = SQL("WITH %s %s", SQL(", ").join(arms), SQL(" UNION ALL ").join(selects))
         # A concurrent redemption committed meanwhile makes FOR UPDATE fail to serialize
         # (REPEATABLE READ); Odoo's RPC layer then replays the request: not worth an ERROR line.
         self.env.cr.execute(query, log_exceptions=False)
-        found = {}
+        found, rows = {}, []
         for index, values in self.env.cr.fetchall():
+            if index < 0:
+                rows.append(values)
+                continue
             entitlement = self.env[models_[index]].sudo().browse(values["id"])
             entitlement.invalidate_recordset()
             if lock:
                 entitlement._cache_redemption_row(values)
             found[values["code"]] = entitlement
-        return found
+        return found if also is None else (found, rows)
 
     @api.model
     def _redemption_fields(self):

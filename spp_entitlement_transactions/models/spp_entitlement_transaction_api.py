@@ -18,6 +18,12 @@ JSON-RPC (``lookup``, ``redeem``, ``reverse``, ``redeem_batch``,
 
 import logging
 
+from psycopg2.extensions import (
+    ISOLATION_LEVEL_READ_COMMITTED,
+    ISOLATION_LEVEL_REPEATABLE_READ,
+    TRANSACTION_STATUS_IDLE,
+)
+
 from odoo import _, api, fields, models
 from odoo.addons.g2p_programs_ext import ern
 from odoo.addons.g2p_programs_ext.models.g2p_entitlement_base import (
@@ -94,8 +100,14 @@ class SppEntitlementTransaction(models.Model):
             ``[not_yet_valid]``, ``[expired]``, ``[over_balance]``.
         """
         self._read_committed()
-        point = self._check_service_point(self._input(redemption_input.service_point_id, service_point_id))
-        return self._redeem(point, code, quantity, reference)
+        service_point_id = self._input(redemption_input.service_point_id, service_point_id)
+        try:
+            reference, quantity, code = self._redeem_input(reference, quantity, code)
+        except ValidationError:
+            self._check_service_point(service_point_id)  # the caller's refusal comes first
+            raise
+        point, entitlement = self._check_service_point_and_lock(service_point_id, code)
+        return self._redeem_checked(point, code, quantity, reference, False, entitlement)
 
     @api.model
     def reverse(self, reference, service_point_id, reason):
@@ -255,27 +267,39 @@ class SppEntitlementTransaction(models.Model):
     def _is_agent_of(self, point_id):
         """True when the user is an agent of the active service point ``point_id``.
 
-        SQL, not the ORM: on every request's path, one query that also reads the point's
-        company and area (which a redemption copies when its entitlement has none); they
-        go into the cache as the ORM would have read them, after a flush."""
+        SQL, not the ORM: on every request's path, one query (:meth:`_agent_point_query`)
+        that also reads the point's company and area (which a redemption copies when its
+        entitlement has none); they go into the cache as the ORM would have read them."""
+        self.env.cr.execute(self._agent_point_query(point_id))
+        return self._cache_agent_point(point_id, self.env.cr.fetchone())
+
+    @api.model
+    def _agent_point_query(self, point_id):
+        """The query of :meth:`_is_agent_of`, not run: one row ``(company_id, area_id)``
+        when the user is an agent of the active point ``point_id``, none otherwise. What
+        it reads is flushed first."""
         Point = self.env["spp.service.point"]
         Point.flush_model(["user_ids", "active", "company_id", "area_id"])
         field = Point._fields["user_ids"]
-        self.env.cr.execute(
-            SQL(
-                "SELECT p.company_id, p.area_id FROM %s rel JOIN %s p ON p.id = rel.%s "
-                "WHERE rel.%s = %s AND rel.%s = %s AND p.active",
-                SQL.identifier(field.relation),
-                SQL.identifier(Point._table),
-                SQL.identifier(field.column1),
-                SQL.identifier(field.column1),
-                point_id,
-                SQL.identifier(field.column2),
-                self.env.uid,
-            )
+        return SQL(
+            "SELECT p.company_id, p.area_id FROM %s rel JOIN %s p ON p.id = rel.%s "
+            "WHERE rel.%s = %s AND rel.%s = %s AND p.active",
+            SQL.identifier(field.relation),
+            SQL.identifier(Point._table),
+            SQL.identifier(field.column1),
+            SQL.identifier(field.column1),
+            point_id,
+            SQL.identifier(field.column2),
+            self.env.uid,
         )
-        row = self.env.cr.fetchone()
+
+    @api.model
+    def _cache_agent_point(self, point_id, row):
+        """Put the point's company and area read by :meth:`_agent_point_query` (``row``,
+        a sequence, or None when the user is not its agent) into the cache; True when
+        the user is its agent."""
         if row:
+            Point = self.env["spp.service.point"]
             point = Point.browse(point_id)
             for name, value in zip(("company_id", "area_id"), row, strict=True):
                 self.env.cache.update(point, Point._fields[name], [value])
@@ -323,6 +347,26 @@ class SppEntitlementTransaction(models.Model):
         return point
 
     @api.model
+    def _check_service_point_and_lock(self, service_point_id, code):
+        """:meth:`_check_service_point` for a redemption, and the entitlement whose ERN is
+        ``code`` found, locked and read as :meth:`g2p.entitlement.base._find_by_code` does,
+        in one statement when the caller is an agent (the agent check is one more arm of
+        the locked read: one round trip less on every ``redeem``). The refusals and their
+        order are :meth:`_check_service_point`'s, then the caller's checks.
+
+        :return: (spp.service.point, entitlement (sudo) or None)
+        :raise AccessError: ``[not_an_agent]``, ``[not_your_service_point]``."""
+        Base = self.env["g2p.entitlement.base"]
+        if self.env.su or not self.env.user.has_group(AGENT_GROUP):
+            point = self._check_service_point(service_point_id)
+            return point, Base._find_by_code(code, lock=True)
+        entitlement, rows = Base._find_by_code_with(code, self._agent_point_query(service_point_id))
+        row = (rows[0]["company_id"], rows[0]["area_id"]) if rows else None
+        if not self._cache_agent_point(service_point_id, row):
+            self._check_service_point(service_point_id)  # raises [not_your_service_point]
+        return self.env["spp.service.point"].browse(service_point_id), entitlement
+
+    @api.model
     def _check_reader(self):
         """:raise AccessError: ``[not_allowed]`` unless the user is an agent or back office."""
         if not self.env.su and not self.env.user.has_group(AGENT_GROUP) and not self._is_back_office():
@@ -368,17 +412,17 @@ class SppEntitlementTransaction(models.Model):
     # Redemption
     # ------------------------------------------------------------------
     @api.model
-    def _redeem(self, point, code, quantity, reference, device_time=False):
-        """:meth:`redeem` once the service point is checked (``point``: spp.service.point)."""
+    def _redeem_input(self, reference, quantity, code):
+        """``(reference, quantity, code)`` checked as :meth:`redeem` checks them, in that
+        order. :raise ValidationError: the first bad one's refusal."""
         reference = self._input(redemption_input.reference, reference)
         quantity = self._input(redemption_input.quantity, quantity)
         code = self._input(redemption_input.code, code)
-        entitlement = self.env["g2p.entitlement.base"]._find_by_code(code, lock=True)
-        return self._redeem_checked(point, code, quantity, reference, device_time, entitlement)
+        return reference, quantity, code
 
     @api.model
     def _redeem_checked(self, point, code, quantity, reference, device_time, entitlement):
-        """:meth:`_redeem` once the input is checked and ``entitlement`` (sudo, or None
+        """:meth:`redeem` once the input is checked and ``entitlement`` (sudo, or None
         when no entitlement has ``code``) is locked and read by
         :meth:`g2p.entitlement.base._find_by_code` or ``_find_by_codes``."""
         payload = self._payload_hash(code, quantity)
@@ -533,9 +577,7 @@ class SppEntitlementTransaction(models.Model):
 
         :raise ValidationError: the line's first bad input, as :meth:`redeem` raises it."""
         code, quantity, reference, device_time = self._input(redemption_input.batch_line, line)
-        reference = self._input(redemption_input.reference, reference)
-        quantity = self._input(redemption_input.quantity, quantity)
-        code = self._input(redemption_input.code, code)
+        reference, quantity, code = self._redeem_input(reference, quantity, code)
         return code, quantity, reference, device_time
 
     @api.model
@@ -797,10 +839,24 @@ class SppEntitlementTransaction(models.Model):
         after other statements (tests, server code, the web client, a replay), it leaves
         the isolation as it is and the replay path applies.
 
-        SQL, not the ORM: the isolation level belongs to the transaction and Odoo's cursor
-        only sets REPEATABLE READ (``odoo.sql_db.Cursor``); PostgreSQL accepts ``SET
-        TRANSACTION`` only before the transaction's first query, which
-        ``cr.sql_log_count == 0`` (no statement run on this cursor yet) guarantees. No
-        record is read or written: nothing in the cache to keep right."""
-        if self.env.cr.sql_log_count == 0:
-            self.env.cr.execute(SQL("SET TRANSACTION ISOLATION LEVEL READ COMMITTED"))
+        How: the level Odoo's cursor gives its connection (``odoo.sql_db.Cursor`` sets
+        REPEATABLE READ on every new cursor, through psycopg2's ``set_isolation_level``),
+        set to READ COMMITTED the same way before the transaction begins; psycopg2 then
+        begins it with ``BEGIN ISOLATION LEVEL READ COMMITTED``: no statement of its own
+        (a ``SET TRANSACTION`` was one round trip more on every call). Only when nothing
+        ran on this cursor yet (``cr.sql_log_count == 0``) and its connection is not in a
+        transaction; once this transaction ends (commit or rollback) the connection is
+        set back to REPEATABLE READ, so whatever runs next on the cursor (post-commit
+        hooks, a replay) runs as Odoo expects. No record is read or written: nothing in
+        the cache to keep right."""
+        cr = self.env.cr
+        if cr.sql_log_count or cr.connection.info.transaction_status != TRANSACTION_STATUS_IDLE:
+            return
+        cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
+
+        def restore():
+            if not cr.connection.closed:
+                cr.connection.set_isolation_level(ISOLATION_LEVEL_REPEATABLE_READ)
+
+        cr.postcommit.add(restore)
+        cr.postrollback.add(restore)

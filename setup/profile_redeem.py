@@ -50,7 +50,7 @@ def serve(argv):
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length)
             environ["wsgi.input"] = io.BytesIO(body)
-        match = re.search(rb"<string>(redeem|search_read|lookup)</string>", body)
+        match = re.search(rb"<string>(redeem_batch|redeem|search_read|lookup)</string>", body)
         if not match:
             return original(self, environ, start_response)
         kind = match.group(1).decode()
@@ -80,6 +80,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--db", required=True)
     ap.add_argument("--calls", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=0, help="then one redeem_batch of this many lines, profiled")
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--top", type=int, default=45)
     args = ap.parse_args()
@@ -97,7 +98,7 @@ def main():
 
     server = Server(args.db, workers=2, log_path=OUT / f"{args.db}.server.log").start()
     try:
-        world = World(server.url, args.db, households=args.calls + 10, items=(("Rice", 10.0),))
+        world = World(server.url, args.db, households=args.calls + args.batch + 10, items=(("Rice", 10.0),))
         cycle = world.approved_cycle()
         rows = world.entitlements(cycle)
         device = world.device(0)
@@ -132,6 +133,20 @@ def main():
                 f"median {1000 * percentile(values, 0.5):.1f} ms, p95 {1000 * percentile(values, 0.95):.1f} ms"
             )
         ratio = sum(timings["search_read"]) / sum(timings["redeem"])
+        if args.batch:
+            lines = [
+                {"code": row["code"], "quantity": 10.0, "reference": f"PROF-B-{world.tag}-{number}"}
+                for number, row in enumerate(rows[6 + args.calls : 6 + args.calls + args.batch])
+            ]
+            t0 = time.perf_counter()
+            answers = device("redeem_batch", point, lines)
+            seconds = time.perf_counter() - t0
+            errors = [a for a in answers if "error" in a]
+            print(
+                f"redeem_batch {len(lines)} lines: {seconds:.2f} s, {len(lines) / seconds:.0f} lines/s "
+                f"({len(lines) / seconds / (len(timings['redeem']) / sum(timings['redeem'])):.1f}x single "
+                f"redeem calls); {len(errors)} refused"
+            )
         print(f"redeem rate / trivial rate: {ratio:.2f}x (one client, alternating); load average {load}")
         if args.no_profile:
             return
@@ -151,7 +166,7 @@ def main():
             print(f"\n=== statements of one {kind} ({len(queries)}) ===")
             for query in queries:
                 print("  " + query[:400])
-        for kind in ("search_read", "redeem"):
+        for kind in ("search_read", "redeem", "redeem_batch"):
             files = sorted(OUT.glob(f"{kind}.*.prof"))
             if not files:
                 continue

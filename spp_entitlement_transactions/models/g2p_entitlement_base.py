@@ -190,13 +190,17 @@ class G2PEntitlementBase(models.AbstractModel):
         # A concurrent redemption committed meanwhile makes FOR UPDATE fail to serialize
         # (REPEATABLE READ); Odoo's RPC layer then replays the request: not worth an ERROR line.
         self.env.cr.execute(query, log_exceptions=False)
-        found, rows = {}, []
-        for index, values in self.env.cr.fetchall():
+        found, rows, result = {}, [], self.env.cr.fetchall()
+        # what was cached of them is forgotten, once per model
+        for index, model in enumerate(models_):
+            ids = [values["id"] for number, values in result if number == index]
+            if ids:
+                self.env[model].browse(ids).invalidate_recordset()
+        for index, values in result:
             if index < 0:
                 rows.append(values)
                 continue
             entitlement = self.env[models_[index]].sudo().browse(values["id"])
-            entitlement.invalidate_recordset()
             if lock:
                 entitlement._cache_redemption_row(values)
             found[values["code"]] = entitlement

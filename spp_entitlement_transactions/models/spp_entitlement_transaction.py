@@ -289,23 +289,33 @@ class SppEntitlementTransaction(models.Model):
                 if field.type == "monetary":
                     # already rounded to the currency's rounding by the caller; the ORM's
                     # conversion would build a new record to find the currency again
-                    value = float(value)
+                    row[name] = float(value)
                 else:
-                    value = field.convert_to_column(value, self, vals)
-                row[name] = SQL("%s", value)
-            for name in ("create_uid", "write_uid"):
-                row[name] = SQL("%s", self.env.uid)
-            for name in ("create_date", "write_date"):
-                row[name] = SQL("now() at time zone 'UTC'")
+                    row[name] = field.convert_to_column(value, self, vals)
             rows.append(row)
         names = list(dict.fromkeys(name for row in rows for name in row))
+        # One SQL object for all the rows (not one per value: thousands for a batch); a
+        # value missing from a row takes its column's default, as in a single insert.
+        tuples, params = [], []
+        for row in rows:
+            cells = []
+            for name in names:
+                if name in row:
+                    cells.append("%s")
+                    params.append(row[name])
+                else:
+                    cells.append("DEFAULT")
+            cells += ["%s", "%s", "now() at time zone 'UTC'", "now() at time zone 'UTC'"]
+            params += [self.env.uid, self.env.uid]
+            tuples.append("(%s)" % ", ".join(cells))
         return SQL(
             "INSERT INTO %s (%s) VALUES %s ON CONFLICT ON CONSTRAINT %s DO NOTHING",
             SQL.identifier(self._table),
-            SQL(", ").join(SQL.identifier(name) for name in names),
             SQL(", ").join(
-                SQL("(%s)", SQL(", ").join(row.get(name, SQL("DEFAULT")) for name in names)) for row in rows
+                SQL.identifier(name)
+                for name in [*names, "create_uid", "write_uid", "create_date", "write_date"]
             ),
+            SQL(", ".join(tuples), *params),
             SQL.identifier(REFERENCE_CONSTRAINT),
         )
 

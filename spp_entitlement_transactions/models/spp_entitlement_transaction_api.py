@@ -548,8 +548,8 @@ class SppEntitlementTransaction(models.Model):
         ids = self._insert_redemptions(vals_list, updates)
         complete = len(ids) == len(vals_list)
         savepoint.close(rollback=not complete)
-        for entitlement in figures:
-            entitlement._invalidate_redeemed("state")
+        for model, values in by_model.items():
+            self.env[model].browse(list(values))._invalidate_redeemed("state")
         return ids if complete else None
 
     @api.model

@@ -484,7 +484,7 @@ class SppEntitlementTransaction(models.Model):
             point, [item[2] for item in parsed if not isinstance(item, UserError)]
         )
         results = [error if isinstance(error, UserError) else None for error in parsed]
-        new = {}  # reference: (line index, transaction values, entitlement, balance, state)
+        new = {}  # reference: (line index, transaction values, balance after, state after)
         figures = {}  # entitlement: (redeemed, balance, new state or None)
         repeated = []  # (line index, reference, payload): an earlier line of the batch took the reference
         for index, item in enumerate(parsed):
@@ -850,13 +850,16 @@ class SppEntitlementTransaction(models.Model):
         hooks, a replay) runs as Odoo expects. No record is read or written: nothing in
         the cache to keep right."""
         cr = self.env.cr
-        if cr.sql_log_count or cr.connection.info.transaction_status != TRANSACTION_STATUS_IDLE:
+        # psycopg2's connection itself: the hooks below may run while Odoo closes the
+        # cursor (a refused request is rolled back after its psycopg2 cursor is gone)
+        connection = cr.connection
+        if cr.sql_log_count or connection.info.transaction_status != TRANSACTION_STATUS_IDLE:
             return
-        cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
+        connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
 
         def restore():
-            if not cr.connection.closed:
-                cr.connection.set_isolation_level(ISOLATION_LEVEL_REPEATABLE_READ)
+            if not connection.closed:
+                connection.set_isolation_level(ISOLATION_LEVEL_REPEATABLE_READ)
 
         cr.postcommit.add(restore)
         cr.postrollback.add(restore)

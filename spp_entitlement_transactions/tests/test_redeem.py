@@ -1,3 +1,5 @@
+from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
+
 import odoo
 from odoo import fields
 from odoo.addons.g2p_programs_ext import ern
@@ -123,6 +125,19 @@ class TestRedeem(RedemptionCase):
             cr.commit()  # pylint: disable=invalid-commit
             cr.execute("SHOW transaction_isolation")
             self.assertEqual(cr.fetchone()[0], "repeatable read")
+        # A refused request: Odoo closes its cursor without committing (the rollback runs
+        # after the psycopg2 cursor is gone); the connection goes back to the pool.
+        pool = odoo.sql_db._Pool
+        cr = self.registry.cursor()
+        connection = cr._cnx
+        # (a user this cursor sees: the test's own records are not committed)
+        env = odoo.api.Environment(cr, self.env.ref("base.user_admin").id, {})
+        with self.assertRaises(AccessError):  # [not_an_agent]
+            env["spp.entitlement.transaction"].redeem(self.ent_b1.code, 1, self.point_b.id, "RC-CLOSE")
+        cr.close()
+        self.assertTrue(cr.closed)
+        self.assertIn(connection, [cnx for cnx, used, _last in pool._connections if not used])
+        self.assertEqual(connection.isolation_level, ISOLATION_LEVEL_REPEATABLE_READ)
 
     def test_parts_add_up_exactly(self):
         agent = self.api(self.agent_a)

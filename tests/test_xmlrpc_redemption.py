@@ -12,10 +12,13 @@ with an agent and a device API key); the agent's devices then redeem concurrentl
 """
 
 import threading
+import time
 import uuid
 import xmlrpc.client
 from datetime import datetime
+from pathlib import Path
 
+import psycopg2
 import pytest
 from g2p_client import Client, Refusal
 
@@ -55,7 +58,7 @@ def world(odoo_server, test_db):
             "create",
             {"name": f"{name} {tag}", "is_registrant": True, "is_group": True, "service_point_id": point_id},
         )
-        for name in ("concurrent", "retry", "same_ref", "key", "reuse", "reverse", *RACE)
+        for name in ("concurrent", "retry", "same_ref", "key", "reuse", "reverse", "held", "batch", *RACE)
     }
     households["elsewhere"] = admin(
         "res.partner",
@@ -335,6 +338,90 @@ def test_reverse_and_offline_batch_over_xmlrpc(odoo_server, test_db, world):
     row, transactions = entitlement_state(world, "reverse")
     assert row["amount_redeemed"] == 0.0 and row["state"] == "approved"
     assert sum(t["net_amount"] for t in transactions) == 0.0 and len(transactions) == 2
+
+
+def waiting_on_ledger(test_db):
+    """Backends of ``test_db`` waiting for a lock in a statement writing the ledger."""
+    cnx = psycopg2.connect(dbname=test_db)
+    try:
+        cur = cnx.cursor()
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock' "
+            "AND query ILIKE %s",
+            [test_db, "%INSERT INTO%spp_entitlement_transaction%"],
+        )
+        return cur.fetchone()[0]
+    finally:
+        cnx.close()
+
+
+def test_batch_meets_a_reference_taken_meanwhile(odoo_server, test_db, world):
+    """An offline batch inserts its new redemptions in one statement. Here another device's
+    redeem takes one of the batch's references (for another beneficiary) after the batch
+    read its references and before its insert: the insert meets it, the batch is rolled
+    back to its savepoint and decided again line by line. That line is refused
+    ``[reference_reused]`` as a single call would be; the others are redeemed once.
+
+    The timing is forced: a third connection holds the other beneficiary's partner row,
+    so the other redeem waits, its ledger row inserted but not committed, on its foreign
+    key check; the batch then waits on that row's reference; then the holder lets go."""
+    tag = world["tag"]
+    reference = f"{tag}-TAKEN"
+    held, batch = world["entitlements"]["held"], world["entitlements"]["batch"]
+    lines = [
+        {"code": batch["code"], "quantity": 10.0, "reference": f"{tag}-FIRST"},
+        {"code": batch["code"], "quantity": 20.0, "reference": reference},
+        {"code": batch["code"], "quantity": 30.0, "reference": f"{tag}-LAST"},
+    ]
+    log = Path(odoo_server.log_path)
+    fallbacks = log.read_text(errors="replace").count("decided line by line") if log.exists() else 0
+    answers = {}
+
+    def send(i):
+        call = agent_client(odoo_server, test_db, world)
+        call("lookup", batch["code"])  # logged in before the race
+        if i == 0:
+            answers[i] = call("redeem", held["code"], 10.0, world["point_id"], reference)
+        else:
+            wait_for(
+                lambda: waiting_on_ledger(test_db) >= 1, 60, "the single redeem waiting after its insert"
+            )
+            answers[i] = call("redeem_batch", world["point_id"], lines)
+
+    holder = psycopg2.connect(dbname=test_db)
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
+    try:
+        holder.cursor().execute(
+            "SELECT id FROM res_partner WHERE id = %s FOR UPDATE", [held["partner_id"][0]]
+        )
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: waiting_on_ledger(test_db) >= 2, 60, "the batch waiting on the taken reference")
+    finally:
+        holder.rollback()
+        holder.close()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads), "both devices got an answer"
+    assert answers[0]["balance"] == ENTITLEMENT_AMOUNT - 10.0
+    first, taken, last = answers[1]
+    assert (first["balance"], last["balance"]) == (90.0, 60.0), answers[1]
+    assert taken["reference"] == reference and taken["error"].startswith("[reference_reused] "), taken
+    assert log.read_text(errors="replace").count("decided line by line") == fallbacks + 1
+    row, transactions = entitlement_state(world, "batch")
+    assert (row["amount_redeemed"], row["balance"]) == (40.0, 60.0)
+    assert sorted(t["reference"] for t in transactions) == [f"{tag}-FIRST", f"{tag}-LAST"]
+    row, transactions = entitlement_state(world, "held")
+    assert row["amount_redeemed"] == 10.0 and [t["reference"] for t in transactions] == [reference]
+
+
+def wait_for(predicate, timeout, what, interval=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_device_times_over_xmlrpc(odoo_server, test_db, world):

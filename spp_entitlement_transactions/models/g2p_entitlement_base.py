@@ -122,6 +122,16 @@ class G2PEntitlementBase(models.AbstractModel):
         return next(iter(found.values()), None)
 
     @api.model
+    def _find_by_code_with(self, code, query):
+        """:meth:`_find_by_code` with ``lock``, and ``query`` (SQL, a SELECT) run in the
+        same statement: ``(entitlement or None, [row of query, as a dict by column name])``.
+        The redemption API checks the caller's service point so, in the round trip that
+        locks the entitlement. The cache is kept right as by :meth:`_find_by_code`;
+        ``query``'s rows are not cached."""
+        found, rows = self._locked_read(SQL("e.code = %s", code), True, query)
+        return next(iter(found.values()), None), rows
+
+    @api.model
     def _find_by_codes(self, codes, lock=False):
         """The entitlements (any model, sudo) whose ERNs are among ``codes`` (display
         forms), as :meth:`_find_by_code` finds one, in one query: ``{code: entitlement}``,
@@ -138,10 +148,12 @@ class G2PEntitlementBase(models.AbstractModel):
         return self._locked_read(SQL("e.code = ANY(%s) ORDER BY e.id", codes), lock)
 
     @api.model
-    def _locked_read(self, condition, lock):
+    def _locked_read(self, condition, lock, also=None):
         """{code: entitlement} of the rows of every redemption model matching
         ``condition`` (SQL on alias ``e``, may end with an ORDER BY), locked and cached
-        with ``lock``: the query of :meth:`_find_by_code` and :meth:`_find_by_codes`."""
+        with ``lock``: the query of :meth:`_find_by_code` and :meth:`_find_by_codes`.
+        With ``also`` (SQL, a SELECT run in the same statement), returns ``(found, rows
+        of also as dicts by column name)``."""
         models_ = self._redemption_models()
         arms = []
         for index, model in enumerate(models_):
@@ -160,32 +172,39 @@ class G2PEntitlementBase(models.AbstractModel):
                     SQL(" FOR UPDATE OF e") if lock else SQL(),
                 )
             )
+        selects = [
+            SQL(
+                "SELECT %s, to_jsonb(%s) FROM %s",
+                index,
+                SQL.identifier(f"m{index}"),
+                SQL.identifier(f"m{index}"),
+            )
+            for index in range(len(models_))
+        ]
+        if also is not None:
+            arms.append(SQL("a AS (%s)", also))
+            selects.append(SQL("SELECT -1, to_jsonb(a) FROM a"))
         # FOR UPDATE is not allowed beside UNION, but is inside WITH queries; the models'
         # columns differ, so each row comes as one JSON object.
-        query = SQL(
-            "WITH %s %s",
-            SQL(", ").join(arms),
-            SQL(" UNION ALL ").join(
-                SQL(
-                    "SELECT %s, to_jsonb(%s) FROM %s",
-                    index,
-                    SQL.identifier(f"m{index}"),
-                    SQL.identifier(f"m{index}"),
-                )
-                for index in range(len(models_))
-            ),
-        )
+        query = SQL("WITH %s %s", SQL(", ").join(arms), SQL(" UNION ALL ").join(selects))
         # A concurrent redemption committed meanwhile makes FOR UPDATE fail to serialize
         # (REPEATABLE READ); Odoo's RPC layer then replays the request: not worth an ERROR line.
         self.env.cr.execute(query, log_exceptions=False)
-        found = {}
-        for index, values in self.env.cr.fetchall():
+        found, rows, result = {}, [], self.env.cr.fetchall()
+        # what was cached of them is forgotten, once per model
+        for index, model in enumerate(models_):
+            ids = [values["id"] for number, values in result if number == index]
+            if ids:
+                self.env[model].browse(ids).invalidate_recordset()
+        for index, values in result:
+            if index < 0:
+                rows.append(values)
+                continue
             entitlement = self.env[models_[index]].sudo().browse(values["id"])
-            entitlement.invalidate_recordset()
             if lock:
                 entitlement._cache_redemption_row(values)
             found[values["code"]] = entitlement
-        return found
+        return found if also is None else (found, rows)
 
     @api.model
     def _redemption_fields(self):
@@ -314,6 +333,49 @@ class G2PEntitlementBase(models.AbstractModel):
             self.env.uid,
             self.id,
         )
+
+    @api.model
+    def _record_redeemed_many_query(self, figures):
+        """One UPDATE storing on several (locked) entitlements of this model what an offline
+        batch decided, as :meth:`_record_redeemed_query` does for one: ``figures`` is
+        ``{entitlement id: (redeemed, balance, state)}``, figures in each entitlement's
+        unit, ``state`` None when unchanged. SQL ending with its WHERE clause, not run:
+        the batch runs it in the statement that inserts its transaction rows. Call
+        :meth:`_invalidate_redeemed` on the records (with a state) once it ran.
+
+        SQL, not ``write``: one statement for the whole batch (``write`` would be one
+        UPDATE per distinct set of values), no tracking; the records are flushed first
+        and invalidated after, and the caller checked access."""
+        records = self.browse(list(figures))
+        records.flush_recordset()
+        ids, redeemed, balances, states = zip(
+            *((id_, *values) for id_, values in figures.items()), strict=True
+        )
+        return SQL(
+            "UPDATE %(table)s e SET %(redeemed)s = v.redeemed, %(balance)s = v.balance, "
+            "state = COALESCE(v.state, e.state), write_uid = %(uid)s, write_date = now() at time zone 'UTC' "
+            "FROM unnest(%(ids)s::int[], %(figures)s::float8[], %(balances)s::float8[], %(states)s::varchar[]) "
+            "AS v(id, redeemed, balance, state) WHERE e.id = v.id",
+            table=SQL.identifier(self._table),
+            redeemed=SQL.identifier(self._redemption.redeemed),
+            balance=SQL.identifier(self._redemption.balance),
+            uid=self.env.uid,
+            ids=list(ids),
+            figures=list(redeemed),
+            balances=list(balances),
+            states=list(states),
+        )
+
+    def _cache_redeemed(self, redeemed, balance, state=None):
+        """Put into the cache of this (locked) entitlement what a redemption of an offline
+        batch decided, before it is written (:meth:`_record_redeemed_many_query`): the
+        batch's later lines on the same entitlement are checked against it. Not marked
+        to be written: the batch writes it, or invalidates it when it writes nothing."""
+        self.ensure_one()
+        cache = self.env.cache
+        for name, value in zip(self._redeemed_columns(state), (redeemed, balance, state), strict=False):
+            field = self._fields[name]
+            cache.update(self, field, [field.convert_to_cache(value, self, validate=False)])
 
     def _invalidate_redeemed(self, state=None):
         """Forget the cached figures (and state) after :meth:`_record_redeemed_query` ran.

@@ -228,39 +228,96 @@ class SppEntitlementTransaction(models.Model):
         :return: the new id, or None when a row with the same (service point, reference)
             exists or was just committed by a concurrent request (nothing inserted, nothing
             updated)."""
-        vals = {**vals, "date": vals.get("date") or fields.Datetime.now()}
-        columns, values = [], []
-        for name, value in vals.items():
-            field = self._fields[name]
-            if field.type == "monetary":
-                # already rounded to the currency's rounding by the caller; the ORM's
-                # conversion would build a new record to find the currency again
-                value = float(value)
-            else:
-                value = field.convert_to_column(value, self, vals)
-            columns.append(SQL.identifier(name))
-            values.append(SQL("%s", value))
-        for name in ("create_uid", "write_uid"):
-            columns.append(SQL.identifier(name))
-            values.append(SQL("%s", self.env.uid))
-        for name in ("create_date", "write_date"):
-            columns.append(SQL.identifier(name))
-            values.append(SQL("now() at time zone 'UTC'"))
         # One round trip: a data-modifying WITH; the UPDATE sees the inserted id (if any)
         # through the CTE's RETURNING.
         self.env.cr.execute(
             SQL(
-                "WITH t AS (INSERT INTO %s (%s) VALUES (%s) ON CONFLICT ON CONSTRAINT %s DO NOTHING RETURNING id), "
-                "u AS (%s AND EXISTS (SELECT 1 FROM t)) SELECT id FROM t",
-                SQL.identifier(self._table),
-                SQL(", ").join(columns),
-                SQL(", ").join(values),
-                SQL.identifier(REFERENCE_CONSTRAINT),
+                "WITH t AS (%s RETURNING id), u AS (%s AND EXISTS (SELECT 1 FROM t)) SELECT id FROM t",
+                self._insert_query([vals]),
                 update,
             )
         )
         row = self.env.cr.fetchone()
         return row[0] if row else None
+
+    @api.model
+    def _insert_redemptions(self, vals_list, updates):
+        """Insert the redemption rows of ``vals_list`` (each as for :meth:`_insert_redemption`,
+        every ``reference`` different) and run ``updates`` (SQL UPDATEs ending with their
+        WHERE clause: the entitlements' figures) in one statement, the updates only if
+        every row was inserted.
+
+        SQL, not ``create``: an offline batch's writes in one round trip (one multi-row
+        INSERT instead of one statement per line). Nothing of the new rows is in the
+        cache; the caller checked access, and rolls back to a savepoint when a row was
+        not inserted (see the return value).
+
+        :return: {reference: new id}; fewer entries than ``vals_list`` when a reference
+            was taken meanwhile by a concurrent request: then no update ran, and the rows
+            that were inserted must be rolled back by the caller."""
+        count = len(vals_list)
+        self.env.cr.execute(
+            SQL(
+                "WITH t AS (%s RETURNING id, reference), %s SELECT reference, id FROM t",
+                self._insert_query(vals_list),
+                SQL(", ").join(
+                    SQL(
+                        "%s AS (%s AND (SELECT count(*) FROM t) = %s)",
+                        SQL.identifier(f"u{number}"),
+                        update,
+                        count,
+                    )
+                    for number, update in enumerate(updates)
+                ),
+            )
+        )
+        return dict(self.env.cr.fetchall())
+
+    @api.model
+    def _insert_query(self, vals_list):
+        """``INSERT ... VALUES ... ON CONFLICT (service point, reference) DO NOTHING`` of
+        the rows of ``vals_list`` (field name: value, as for ``create``; a field missing
+        from a row takes its column's default, as in a single insert), values converted
+        to columns as the ORM converts them, with the ORM's log columns; not run."""
+        now = fields.Datetime.now()
+        rows = []
+        for vals in vals_list:
+            vals = {**vals, "date": vals.get("date") or now}
+            row = {}
+            for name, value in vals.items():
+                field = self._fields[name]
+                if field.type == "monetary":
+                    # already rounded to the currency's rounding by the caller; the ORM's
+                    # conversion would build a new record to find the currency again
+                    row[name] = float(value)
+                else:
+                    row[name] = field.convert_to_column(value, self, vals)
+            rows.append(row)
+        names = list(dict.fromkeys(name for row in rows for name in row))
+        # One SQL object for all the rows (not one per value: thousands for a batch); a
+        # value missing from a row takes its column's default, as in a single insert.
+        tuples, params = [], []
+        for row in rows:
+            cells = []
+            for name in names:
+                if name in row:
+                    cells.append("%s")
+                    params.append(row[name])
+                else:
+                    cells.append("DEFAULT")
+            cells += ["%s", "%s", "now() at time zone 'UTC'", "now() at time zone 'UTC'"]
+            params += [self.env.uid, self.env.uid]
+            tuples.append("(%s)" % ", ".join(cells))
+        return SQL(
+            "INSERT INTO %s (%s) VALUES %s ON CONFLICT ON CONSTRAINT %s DO NOTHING",
+            SQL.identifier(self._table),
+            SQL(", ").join(
+                SQL.identifier(name)
+                for name in [*names, "create_uid", "write_uid", "create_date", "write_date"]
+            ),
+            SQL(", ".join(tuples), *params),
+            SQL.identifier(REFERENCE_CONSTRAINT),
+        )
 
     # ------------------------------------------------------------------
     # Answers and replays
@@ -339,3 +396,25 @@ class SppEntitlementTransaction(models.Model):
         )
         row = self.env.cr.fetchone()
         return self.sudo().browse(row[0] if row else ())
+
+    @api.model
+    def _find_by_references(self, point, references):
+        """{reference: redemption (sudo)} of the redemptions made at ``point`` with any of
+        ``references``, in one query (an offline batch's), as :meth:`_find_by_reference`
+        finds one: SQL for the same reasons; nothing cached."""
+        references = sorted(set(references))
+        if not references:
+            return {}
+        self.flush_model(["service_point_id", "reference", "transaction_type"])
+        self.env.cr.execute(
+            SQL(
+                "SELECT reference, id FROM %s WHERE service_point_id = %s AND reference = ANY(%s) "
+                "AND transaction_type = 'redemption'",
+                SQL.identifier(self._table),
+                point.id,
+                references,
+            )
+        )
+        rows = self.env.cr.fetchall()
+        # one recordset: reading one of them reads them all (prefetch)
+        return dict(zip([row[0] for row in rows], self.sudo().browse([row[1] for row in rows]), strict=True))

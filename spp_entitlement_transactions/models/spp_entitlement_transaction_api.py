@@ -18,6 +18,12 @@ JSON-RPC (``lookup``, ``redeem``, ``reverse``, ``redeem_batch``,
 
 import logging
 
+from psycopg2.extensions import (
+    ISOLATION_LEVEL_READ_COMMITTED,
+    ISOLATION_LEVEL_REPEATABLE_READ,
+    TRANSACTION_STATUS_IDLE,
+)
+
 from odoo import _, api, fields, models
 from odoo.addons.g2p_programs_ext import ern
 from odoo.addons.g2p_programs_ext.models.g2p_entitlement_base import (
@@ -94,8 +100,14 @@ class SppEntitlementTransaction(models.Model):
             ``[not_yet_valid]``, ``[expired]``, ``[over_balance]``.
         """
         self._read_committed()
-        point = self._check_service_point(self._input(redemption_input.service_point_id, service_point_id))
-        return self._redeem(point, code, quantity, reference)
+        service_point_id = self._input(redemption_input.service_point_id, service_point_id)
+        try:
+            reference, quantity, code = self._redeem_input(reference, quantity, code)
+        except ValidationError:
+            self._check_service_point(service_point_id)  # the caller's refusal comes first
+            raise
+        point, entitlement = self._check_service_point_and_lock(service_point_id, code)
+        return self._redeem_checked(point, code, quantity, reference, False, entitlement)
 
     @api.model
     def reverse(self, reference, service_point_id, reason):
@@ -156,33 +168,24 @@ class SppEntitlementTransaction(models.Model):
         point = self._check_service_point(self._input(redemption_input.service_point_id, service_point_id))
         lines = self._input(redemption_input.batch_lines, lines)
         # First the input of every line, then the batch's entitlements found and locked in
-        # one query (in id order), then each line decided under its lock. No savepoint per
-        # line: a line's refusal is raised before it writes anything (the insert of its
-        # row and the update of its entitlement are one statement, the last of the line,
-        # and a reference taken meanwhile makes it write nothing: ON CONFLICT DO NOTHING).
+        # one query (in id order), then each line decided under the locks, then every new
+        # redemption written in one statement (see _redeem_lines).
         parsed = []
         for line in lines:
             try:
                 parsed.append(self._redeem_line_input(line))
             except UserError as error:  # so are ValidationError and AccessError
                 parsed.append(error)
-        locked = self.env["g2p.entitlement.base"]._find_by_codes(
-            [item[0] for item in parsed if not isinstance(item, UserError)], lock=True
-        )
+        results = self._redeem_lines(point, parsed)
         answers = []
         refused = 0
-        for line, item in zip(lines, parsed, strict=True):
-            reference = line.get("reference") if isinstance(line, dict) else False
-            if isinstance(item, UserError):
-                answers.append(self._error_answer(reference, item))
+        for line, result in zip(lines, results, strict=True):
+            if isinstance(result, UserError):
+                reference = line.get("reference") if isinstance(line, dict) else False
+                answers.append(self._error_answer(reference, result))
                 refused += 1
-                continue
-            code = item[0]
-            try:
-                answers.append(self._redeem_checked(point, *item, locked.get(code)))
-            except UserError as error:  # so are ValidationError and AccessError
-                answers.append(self._error_answer(reference, error))
-                refused += 1
+            else:
+                answers.append(result)
         _logger.info(
             "Offline batch at service point %s by uid %s: %s lines, %s refused",
             point.id,
@@ -264,27 +267,39 @@ class SppEntitlementTransaction(models.Model):
     def _is_agent_of(self, point_id):
         """True when the user is an agent of the active service point ``point_id``.
 
-        SQL, not the ORM: on every request's path, one query that also reads the point's
-        company and area (which a redemption copies when its entitlement has none); they
-        go into the cache as the ORM would have read them, after a flush."""
+        SQL, not the ORM: on every request's path, one query (:meth:`_agent_point_query`)
+        that also reads the point's company and area (which a redemption copies when its
+        entitlement has none); they go into the cache as the ORM would have read them."""
+        self.env.cr.execute(self._agent_point_query(point_id))
+        return self._cache_agent_point(point_id, self.env.cr.fetchone())
+
+    @api.model
+    def _agent_point_query(self, point_id):
+        """The query of :meth:`_is_agent_of`, not run: one row ``(company_id, area_id)``
+        when the user is an agent of the active point ``point_id``, none otherwise. What
+        it reads is flushed first."""
         Point = self.env["spp.service.point"]
         Point.flush_model(["user_ids", "active", "company_id", "area_id"])
         field = Point._fields["user_ids"]
-        self.env.cr.execute(
-            SQL(
-                "SELECT p.company_id, p.area_id FROM %s rel JOIN %s p ON p.id = rel.%s "
-                "WHERE rel.%s = %s AND rel.%s = %s AND p.active",
-                SQL.identifier(field.relation),
-                SQL.identifier(Point._table),
-                SQL.identifier(field.column1),
-                SQL.identifier(field.column1),
-                point_id,
-                SQL.identifier(field.column2),
-                self.env.uid,
-            )
+        return SQL(
+            "SELECT p.company_id, p.area_id FROM %s rel JOIN %s p ON p.id = rel.%s "
+            "WHERE rel.%s = %s AND rel.%s = %s AND p.active",
+            SQL.identifier(field.relation),
+            SQL.identifier(Point._table),
+            SQL.identifier(field.column1),
+            SQL.identifier(field.column1),
+            point_id,
+            SQL.identifier(field.column2),
+            self.env.uid,
         )
-        row = self.env.cr.fetchone()
+
+    @api.model
+    def _cache_agent_point(self, point_id, row):
+        """Put the point's company and area read by :meth:`_agent_point_query` (``row``,
+        a sequence, or None when the user is not its agent) into the cache; True when
+        the user is its agent."""
         if row:
+            Point = self.env["spp.service.point"]
             point = Point.browse(point_id)
             for name, value in zip(("company_id", "area_id"), row, strict=True):
                 self.env.cache.update(point, Point._fields[name], [value])
@@ -332,6 +347,26 @@ class SppEntitlementTransaction(models.Model):
         return point
 
     @api.model
+    def _check_service_point_and_lock(self, service_point_id, code):
+        """:meth:`_check_service_point` for a redemption, and the entitlement whose ERN is
+        ``code`` found, locked and read as :meth:`g2p.entitlement.base._find_by_code` does,
+        in one statement when the caller is an agent (the agent check is one more arm of
+        the locked read: one round trip less on every ``redeem``). The refusals and their
+        order are :meth:`_check_service_point`'s, then the caller's checks.
+
+        :return: (spp.service.point, entitlement (sudo) or None)
+        :raise AccessError: ``[not_an_agent]``, ``[not_your_service_point]``."""
+        Base = self.env["g2p.entitlement.base"]
+        if self.env.su or not self.env.user.has_group(AGENT_GROUP):
+            point = self._check_service_point(service_point_id)
+            return point, Base._find_by_code(code, lock=True)
+        entitlement, rows = Base._find_by_code_with(code, self._agent_point_query(service_point_id))
+        row = (rows[0]["company_id"], rows[0]["area_id"]) if rows else None
+        if not self._cache_agent_point(service_point_id, row):
+            self._check_service_point(service_point_id)  # raises [not_your_service_point]
+        return self.env["spp.service.point"].browse(service_point_id), entitlement
+
+    @api.model
     def _check_reader(self):
         """:raise AccessError: ``[not_allowed]`` unless the user is an agent or back office."""
         if not self.env.su and not self.env.user.has_group(AGENT_GROUP) and not self._is_back_office():
@@ -377,17 +412,17 @@ class SppEntitlementTransaction(models.Model):
     # Redemption
     # ------------------------------------------------------------------
     @api.model
-    def _redeem(self, point, code, quantity, reference, device_time=False):
-        """:meth:`redeem` once the service point is checked (``point``: spp.service.point)."""
+    def _redeem_input(self, reference, quantity, code):
+        """``(reference, quantity, code)`` checked as :meth:`redeem` checks them, in that
+        order. :raise ValidationError: the first bad one's refusal."""
         reference = self._input(redemption_input.reference, reference)
         quantity = self._input(redemption_input.quantity, quantity)
         code = self._input(redemption_input.code, code)
-        entitlement = self.env["g2p.entitlement.base"]._find_by_code(code, lock=True)
-        return self._redeem_checked(point, code, quantity, reference, device_time, entitlement)
+        return reference, quantity, code
 
     @api.model
     def _redeem_checked(self, point, code, quantity, reference, device_time, entitlement):
-        """:meth:`_redeem` once the input is checked and ``entitlement`` (sudo, or None
+        """:meth:`redeem` once the input is checked and ``entitlement`` (sudo, or None
         when no entitlement has ``code``) is locked and read by
         :meth:`g2p.entitlement.base._find_by_code` or ``_find_by_codes``."""
         payload = self._payload_hash(code, quantity)
@@ -426,6 +461,115 @@ class SppEntitlementTransaction(models.Model):
         )
 
     @api.model
+    def _redeem_lines(self, point, parsed):
+        """The lines of :meth:`redeem_batch` at ``point``, each decided as :meth:`redeem`
+        would in the batch's order: ``parsed`` holds, per line, its checked input
+        ``(code, quantity, reference, device_time)`` or the ``UserError`` it was refused
+        with. Returns, per line, :meth:`redeem`'s answer or the ``UserError`` refusing it.
+
+        The batch's entitlements are locked in one query (id order: two batches that share
+        entitlements wait for each other), its references already in the ledger read in
+        one query after the locks, then each line is checked against the figures the
+        earlier lines left (kept in the cache, not written yet) and every new redemption
+        inserted, with the entitlements' new figures, in one statement. A line whose
+        reference is already used (in the ledger, or by an earlier line of the batch) is
+        answered from that redemption, as a repeated :meth:`redeem`. A refused line writes
+        nothing. When a concurrent request takes one of the batch's references between the
+        read and the insert, the statement is rolled back to a savepoint and the batch is
+        decided again line by line (:meth:`_redeem_lines_one_by_one`), which answers that
+        line as :meth:`redeem` would."""
+        codes = [item[0] for item in parsed if not isinstance(item, UserError)]
+        locked = self.env["g2p.entitlement.base"]._find_by_codes(codes, lock=True)
+        taken = self._find_by_references(
+            point, [item[2] for item in parsed if not isinstance(item, UserError)]
+        )
+        results = [error if isinstance(error, UserError) else None for error in parsed]
+        new = {}  # reference: (line index, transaction values, balance after, state after)
+        figures = {}  # entitlement: (redeemed, balance, new state or None)
+        repeated = []  # (line index, reference, payload): an earlier line of the batch took the reference
+        for index, item in enumerate(parsed):
+            if results[index] is not None:
+                continue
+            code, quantity, reference, device_time = item
+            payload = self._payload_hash(code, quantity)
+            try:
+                if reference in taken:
+                    results[index] = taken[reference]._replay(payload)
+                    continue
+                if reference in new:
+                    repeated.append((index, reference, payload))
+                    continue
+                entitlement = locked.get(code)
+                if not entitlement:
+                    raise self._unknown_code(code)
+                checked = self._check_redeemable(entitlement, point, quantity)
+            except UserError as error:  # so are ValidationError and AccessError
+                results[index] = error
+                continue
+            vals, redeemed, balance, state, new_state = self._plan_redemption(
+                entitlement, point, checked, reference, payload, device_time
+            )
+            entitlement._cache_redeemed(redeemed, balance, new_state)  # for the later lines
+            previous = figures.get(entitlement)
+            figures[entitlement] = (redeemed, balance, new_state or (previous[2] if previous else None))
+            new[reference] = (index, vals, balance, state)
+        if not new:
+            return results
+        ids = self._write_redemptions([item[1] for item in new.values()], figures)
+        if ids is None:
+            _logger.info(
+                "Offline batch at service point %s: a reference was taken meanwhile, batch decided line by line",
+                point.id,
+            )
+            return self._redeem_lines_one_by_one(point, parsed, codes)
+        for reference, (index, vals, balance, state) in new.items():
+            results[index] = self._answer_values(ids[reference], vals["code"], balance, state)
+        for index, reference, payload in repeated:
+            try:
+                results[index] = self.sudo().browse(ids[reference])._replay(payload)
+            except UserError as error:
+                results[index] = error
+        return results
+
+    @api.model
+    def _write_redemptions(self, vals_list, figures):
+        """Insert the batch's new redemptions (``vals_list``) and store the entitlements'
+        new ``figures`` ({entitlement: (redeemed, balance, new state or None)}) in one
+        statement, inside a savepoint. :return: {reference: new id}, or None when a
+        reference was taken meanwhile (everything rolled back to the savepoint, the
+        entitlements' cached figures forgotten)."""
+        by_model = {}
+        for entitlement, values in figures.items():
+            by_model.setdefault(entitlement._name, {})[entitlement.id] = values
+        updates = [
+            self.env[model].sudo()._record_redeemed_many_query(values) for model, values in by_model.items()
+        ]
+        savepoint = self.env.cr.savepoint(flush=False)
+        ids = self._insert_redemptions(vals_list, updates)
+        complete = len(ids) == len(vals_list)
+        savepoint.close(rollback=not complete)
+        for model, values in by_model.items():
+            self.env[model].browse(list(values))._invalidate_redeemed("state")
+        return ids if complete else None
+
+    @api.model
+    def _redeem_lines_one_by_one(self, point, parsed, codes):
+        """:meth:`_redeem_lines`, one statement per new redemption, each line answered as
+        :meth:`redeem` answers (a reference taken by a concurrent request included): the
+        fallback when the batch's single insert met such a reference."""
+        locked = self.env["g2p.entitlement.base"]._find_by_codes(codes, lock=True)  # read again; still locked
+        results = []
+        for item in parsed:
+            if isinstance(item, UserError):
+                results.append(item)
+                continue
+            try:
+                results.append(self._redeem_checked(point, *item, locked.get(item[0])))
+            except UserError as error:  # so are ValidationError and AccessError
+                results.append(error)
+        return results
+
+    @api.model
     def _redeem_line_input(self, line):
         """The input of one line of :meth:`redeem_batch`, checked as :meth:`redeem` checks
         it (line, device time, reference, quantity, code, in that order):
@@ -433,9 +577,7 @@ class SppEntitlementTransaction(models.Model):
 
         :raise ValidationError: the line's first bad input, as :meth:`redeem` raises it."""
         code, quantity, reference, device_time = self._input(redemption_input.batch_line, line)
-        reference = self._input(redemption_input.reference, reference)
-        quantity = self._input(redemption_input.quantity, quantity)
-        code = self._input(redemption_input.code, code)
+        reference, quantity, code = self._redeem_input(reference, quantity, code)
         return code, quantity, reference, device_time
 
     @api.model
@@ -543,6 +685,24 @@ class SppEntitlementTransaction(models.Model):
         The hot path of the API, in two statements: the transaction row is inserted with
         ``ON CONFLICT DO NOTHING`` on the reference's unique constraint (no savepoint
         needed to survive a race) and the entitlement's figures in one UPDATE."""
+        vals, redeemed, balance, state, new_state = self._plan_redemption(
+            entitlement, point, quantity, reference, payload, device_time
+        )
+        transaction_id = self._insert_redemption(
+            vals, entitlement._record_redeemed_query(redeemed, balance, new_state)
+        )
+        if not transaction_id:
+            return None  # the reference is taken: the caller answers as the first time
+        entitlement._invalidate_redeemed(new_state)
+        return self._answer_values(transaction_id, vals["code"], balance, state)
+
+    @api.model
+    def _plan_redemption(self, entitlement, point, quantity, reference, payload, device_time):
+        """What redeeming ``quantity`` (checked, rounded) of the locked ``entitlement`` at
+        ``point`` writes, from the figures in the cache: ``(vals, redeemed, balance, state,
+        new_state)``, the transaction's values (as for ``create``), the entitlement's new
+        redeemed figure and balance (its unit), its state after, and that state when it
+        changes (else None)."""
         spec = entitlement._redemption
         rounding = entitlement._redemption_rounding()
         total = entitlement[spec.total]
@@ -556,14 +716,7 @@ class SppEntitlementTransaction(models.Model):
         balance = 0.0 if full else float_round(total - redeemed, precision_rounding=rounding)
         vals = self._prepare_transaction_vals(entitlement, point, "redemption", quantity, balance, state)
         vals.update(reference=reference, payload_hash=payload, device_time=device_time)
-        new_state = state if full else None
-        transaction_id = self._insert_redemption(
-            vals, entitlement._record_redeemed_query(redeemed, balance, new_state)
-        )
-        if not transaction_id:
-            return None  # the reference is taken: the caller answers as the first time
-        entitlement._invalidate_redeemed(new_state)
-        return self._answer_values(transaction_id, vals["code"], balance, state)
+        return vals, redeemed, balance, state, (state if full else None)
 
     # ------------------------------------------------------------------
     # Reversal
@@ -686,10 +839,27 @@ class SppEntitlementTransaction(models.Model):
         after other statements (tests, server code, the web client, a replay), it leaves
         the isolation as it is and the replay path applies.
 
-        SQL, not the ORM: the isolation level belongs to the transaction and Odoo's cursor
-        only sets REPEATABLE READ (``odoo.sql_db.Cursor``); PostgreSQL accepts ``SET
-        TRANSACTION`` only before the transaction's first query, which
-        ``cr.sql_log_count == 0`` (no statement run on this cursor yet) guarantees. No
-        record is read or written: nothing in the cache to keep right."""
-        if self.env.cr.sql_log_count == 0:
-            self.env.cr.execute(SQL("SET TRANSACTION ISOLATION LEVEL READ COMMITTED"))
+        How: the level Odoo's cursor gives its connection (``odoo.sql_db.Cursor`` sets
+        REPEATABLE READ on every new cursor, through psycopg2's ``set_isolation_level``),
+        set to READ COMMITTED the same way before the transaction begins; psycopg2 then
+        begins it with ``BEGIN ISOLATION LEVEL READ COMMITTED``: no statement of its own
+        (a ``SET TRANSACTION`` was one round trip more on every call). Only when nothing
+        ran on this cursor yet (``cr.sql_log_count == 0``) and its connection is not in a
+        transaction; once this transaction ends (commit or rollback) the connection is
+        set back to REPEATABLE READ, so whatever runs next on the cursor (post-commit
+        hooks, a replay) runs as Odoo expects. No record is read or written: nothing in
+        the cache to keep right."""
+        cr = self.env.cr
+        # psycopg2's connection itself: the hooks below may run while Odoo closes the
+        # cursor (a refused request is rolled back after its psycopg2 cursor is gone)
+        connection = cr.connection
+        if cr.sql_log_count or connection.info.transaction_status != TRANSACTION_STATUS_IDLE:
+            return
+        connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
+
+        def restore():
+            if not connection.closed:
+                connection.set_isolation_level(ISOLATION_LEVEL_REPEATABLE_READ)
+
+        cr.postcommit.add(restore)
+        cr.postrollback.add(restore)

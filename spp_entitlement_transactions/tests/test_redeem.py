@@ -1,3 +1,6 @@
+from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
+
+import odoo
 from odoo import fields
 from odoo.addons.g2p_programs_ext import ern
 from odoo.exceptions import AccessError, UserError, ValidationError
@@ -101,6 +104,40 @@ class TestRedeem(RedemptionCase):
         self.assertRefused(
             "fully_redeemed", agent.redeem, self.ent_a1.code, 1, self.point_a.id, "R-3", exception=UserError
         )
+
+    def test_request_transaction_read_committed_without_a_statement(self):
+        """A call that starts its cursor's transaction (an RPC request) runs it in READ
+        COMMITTED, begun so by psycopg2 (no statement of its own); once the transaction
+        ends the cursor's connection is back at Odoo's REPEATABLE READ. Called after
+        other statements, it changes nothing."""
+        with self.registry.cursor() as cr:
+            env = odoo.api.Environment(cr, self.agent_a.id, {})
+            env["spp.entitlement.transaction"]._read_committed()
+            self.assertEqual(cr.sql_log_count, 0, "no statement of its own")
+            cr.execute("SHOW transaction_isolation")
+            self.assertEqual(cr.fetchone()[0], "read committed")
+            env["spp.entitlement.transaction"]._read_committed()  # in a transaction: no change
+            cr.rollback()
+            cr.execute("SHOW transaction_isolation")
+            self.assertEqual(cr.fetchone()[0], "repeatable read")
+            env["spp.entitlement.transaction"]._read_committed()  # statements ran: no change
+            # a cursor of its own that wrote nothing: its commit only ends the transaction
+            cr.commit()  # pylint: disable=invalid-commit
+            cr.execute("SHOW transaction_isolation")
+            self.assertEqual(cr.fetchone()[0], "repeatable read")
+        # A refused request: Odoo closes its cursor without committing (the rollback runs
+        # after the psycopg2 cursor is gone); the connection goes back to the pool.
+        pool = odoo.sql_db._Pool
+        cr = self.registry.cursor()
+        connection = cr._cnx
+        # (a user this cursor sees: the test's own records are not committed)
+        env = odoo.api.Environment(cr, self.env.ref("base.user_admin").id, {})
+        with self.assertRaises(AccessError):  # [not_an_agent]
+            env["spp.entitlement.transaction"].redeem(self.ent_b1.code, 1, self.point_b.id, "RC-CLOSE")
+        cr.close()
+        self.assertTrue(cr.closed)
+        self.assertIn(connection, [cnx for cnx, used, _last in pool._connections if not used])
+        self.assertEqual(connection.isolation_level, ISOLATION_LEVEL_REPEATABLE_READ)
 
     def test_parts_add_up_exactly(self):
         agent = self.api(self.agent_a)

@@ -3,8 +3,8 @@ import logging
 from psycopg2.extras import execute_values
 
 from odoo import _, api, fields, models
-from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.addons.queue_job.delay import chain
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
 from .. import ern, input_check

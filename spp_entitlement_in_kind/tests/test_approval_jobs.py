@@ -111,7 +111,10 @@ class TestApprovalJobs(InkindCommon):
         selection = cycle.inkind_entitlement_ids.with_user(self.validator)
         with trap_jobs() as trap:
             self.assertIs(selection.approve_entitlement(), True)
-            approvals = [j for j in trap.enqueued_jobs if j.method_name == "_job_approve_selected"]
+            approvals = sorted(
+                (j for j in trap.enqueued_jobs if j.method_name == "_job_approve_selected"),
+                key=lambda j: j.args[1][0],
+            )  # stored in no particular order: sorted by their first id
             self.assertEqual([len(j.args[1]) for j in approvals], [3, 3, 1])
             trap.assert_jobs_count(1, only=cycle._job_unlock)
             self.assertTrue(cycle.locked)

@@ -26,8 +26,8 @@ For each size (households; default 10,000 and 100,000, ``--sizes 1000000`` on de
      clients on the same server; then ``redeem_batch`` lines/s against single ``redeem``
      calls; SQL checks that nothing went over a balance;
    - posting the deliveries (approver) and closing (approver's ``action_close`` after the
-     end date passed; at scale the scheduled action closes in batches through the cron
-     worker);
+     end date passed; above the threshold the closing runs as queue_job jobs, timed until the
+     cycle is ended);
    - the peak resident memory of every process of the server's tree, per phase.
 3. Counts checked against figures computed independently in Python from the generated
    registry (eligible households, cash and in-kind entitlements and their totals): a
@@ -608,7 +608,7 @@ def bench_closing(phases, jobs, admin, approver, cycle, size, table):
     check(left == 0, f"closing: {left} entitlements still open after the cycle ended")
     check(open_count > 0, "closing: nothing to close")
     table.add(
-        "closing (approver; scheduled action in batches at scale)",
+        "closing (approver; jobs above the threshold)",
         size,
         open_count,
         seconds,

@@ -8,7 +8,7 @@
     "license": "LGPL-3",
     "category": "Social Protection",
     "depends": ["spp_entitlement_transactions"],
-    "data": ["data/ir_cron_data.xml", "views/g2p_cycle_views.xml"],
+    "data": ["data/ir_cron_data.xml", "data/queue_job_data.xml", "views/g2p_cycle_views.xml"],
     "development_status": "Alpha",
     "installable": True,
 }

@@ -1,7 +1,7 @@
 """The benchmark (setup/bench.py) at a tiny size, so that it cannot rot: every phase
 on a real server (2 workers, cron worker, job runner, no --db-filter), each role over
 XML-RPC, the counts checked against the registry computed in Python. The async threshold
-is lowered to 30 so that enrollment, new cycle and generation run as queue_job jobs
+is lowered to 30 so that enrollment, new cycle, generation and closing run as queue_job jobs
 here too (the real benchmark keeps the default). The figures are not judged: at 100
 households fixed costs dominate; what is checked is that every row measured something
 and that no count was wrong (the bench exits 1 then)."""
@@ -27,7 +27,7 @@ ROWS = (
     "redemption (8 clients, agents' API keys; successful only)",
     "redeem_batch (one device, offline day)",
     "posting deliveries to stock (approver)",
-    "closing (approver; scheduled action in batches at scale)",
+    "closing (approver; jobs above the threshold)",
     "whole cycle, enrollment to closing (import, redemptions aside)",
     "peak RSS of every Odoo process, all phases",
 )
@@ -66,8 +66,8 @@ def test_bench_runs_every_phase_at_a_tiny_size(test_db, tmp_path):
         assert float(cells[3]) > 0, cells  # seconds
     enrolled = int(rows["enrollment (officer; CEL on members)"][2].replace(",", ""))
     assert 0 < enrolled < 100
-    # the jobs path ran: the log names the jobs of enrollment, new cycle and generation
-    for phase in ("enrollment", "new cycle", "generation"):
+    # the jobs path ran: the log names the jobs of enrollment, new cycle, generation and closing
+    for phase in ("enrollment", "new cycle", "generation", "closing"):
         match = re.search(rf"\[bench\]   {phase}: [\d.]+ s, (\d+) job", run.stdout)
         assert match and int(match.group(1)) >= 2, f"{phase}: no jobs ran"
 

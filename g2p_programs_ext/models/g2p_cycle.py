@@ -1080,6 +1080,34 @@ class G2PCycle(models.Model):
         checked._approve_checked(target, log=False)
         return _("%s entitlements approved", len(records))
 
+    def _job_approve_selected(self, model, ids):
+        """Job (records: the cycles of a list selection, locked): approve the entitlements
+        ``ids`` of ``model`` (a slice of the selection) that are still pending, with every
+        check of an approval (budget and stock included), as the user who asked.
+        Idempotent: run twice, the second run finds nothing pending.
+
+        :return: str, what it did
+        :raise UserError, AccessError: as ``approve_entitlement`` (the job fails and
+            unlocks the cycles)."""
+        Model = self.env[model]
+        Model.flush_model(["state"])
+        # SQL: the ids still pending among up to job_batch_size rows, without reading their columns.
+        self.env.cr.execute(
+            SQL(
+                "SELECT id FROM %s WHERE id = ANY(%s) AND state = 'pending_validation' ORDER BY id",
+                SQL.identifier(Model._table),
+                list(ids),
+            )
+        )
+        records = Model.browse([row[0] for row in self.env.cr.fetchall()])
+        if not records:
+            return _("nothing left to approve")
+        target = records._check_approval(in_job=True)
+        checked = records.sudo().with_context(tracking_disable=True)
+        checked._check_budget()
+        checked._approve_checked(target, log=False)
+        return _("%s entitlements approved", len(records))
+
     def action_open_entitlements(self):
         """The cycle's cash entitlements; with the context key ``dashboard_state`` (a key of
         DASHBOARD_STATE_GROUPS), only those in that group of states.

@@ -6,6 +6,8 @@ from markupsafe import Markup
 from odoo import _, api, fields, models
 from odoo.addons.g2p_programs_ext.models.g2p_cycle import OPEN_ENTITLEMENT_STATES
 from odoo.addons.g2p_programs_ext.refusal import coded
+from odoo.addons.queue_job.delay import chain, group
+from odoo.addons.queue_job.exception import RetryableJobError
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
@@ -20,6 +22,9 @@ BATCH_SIZE = 20000
 # closing tries again this much later instead of spinning on them.
 LOCKED_RETRY = timedelta(minutes=1)
 OPEN_STATES = OPEN_ENTITLEMENT_STATES
+# The closing's jobs (queue_job), and the states in which one still has work to do.
+CLOSING_JOBS = ("_job_close_range", "_job_finish_closing")
+LIVE_JOB_STATES = ("pending", "enqueued", "started")
 
 
 class G2PCycle(models.Model):
@@ -28,9 +33,10 @@ class G2PCycle(models.Model):
     end_requested = fields.Boolean(
         readonly=True,
         copy=False,
-        help="End cycle was asked while its entitlements could not all be settled at once (more "
-        "than the async threshold, or some being redeemed right now): the scheduled action Close "
-        "ended cycles settles them in batches and ends the cycle, which stays locked until then.",
+        help="The cycle is being closed or ended but could not be settled at once: above the async "
+        "threshold its closing jobs settle the entitlements in batches and the last one ends the "
+        "cycle; when its last open entitlements were being redeemed, the scheduled action Close "
+        "ended cycles finishes a minute later. The cycle stays locked until then.",
     )
 
     @api.model_create_multi
@@ -40,7 +46,7 @@ class G2PCycle(models.Model):
         return super().create(vals_list)
 
     def write(self, vals):
-        # set by mark_ended only: the flag makes the scheduled action end the cycle
+        # set by the closing only: the flag says the cycle is being ended
         if not self.env.su and "end_requested" in vals:
             self._check_lifecycle_vals(["end_requested"])
         return super().write(vals)
@@ -58,11 +64,14 @@ class G2PCycle(models.Model):
         redeemed, something left) or ``expired`` (nothing redeemed), run the cycle's
         ``_before_end()`` hook (with spp_entitlement_in_kind: post the outstanding
         deliveries, release the stock not handed out), then end the cycle and post a
-        summary. A cycle with more open entitlements than the async threshold is left
-        to the scheduled action, which works in committed batches.
+        summary. A cycle with more open entitlements than the async threshold (system
+        parameter ``g2p_programs_ext.async_threshold``) is locked and closed by
+        queue_job jobs (``_close_by_jobs``): none of it runs in the request.
 
         :return: True
-        :raise UserError: a cycle is in another state or its end date has not passed.
+        :raise UserError: ``[wrong_state]``, ``[locked]``, ``[not_ended]`` (the end date
+            has not passed).
+        :raise AccessError: ``[not_allowed]``, the user is not a cycle approver.
         """
         self._transition("mark_ended")
         today = fields.Date.context_today(self)
@@ -81,8 +90,7 @@ class G2PCycle(models.Model):
         cron = self.env.ref("spp_auto_update_entitlements.ir_cron_close_ended_cycles")
         for cycle in self.sudo():
             if cycle._count_open_entitlements() > cycle.program_id._async_threshold():
-                cron._trigger()
-                cycle._message_log(body=_("Closing requested: the scheduled action closes it in batches."))
+                cycle.with_user(self.env.user)._close_by_jobs()
                 continue
             if cycle._close_now() is None:
                 cron._trigger(fields.Datetime.now() + LOCKED_RETRY)
@@ -98,32 +106,77 @@ class G2PCycle(models.Model):
         """``mark_ended()`` (End cycle) settles through the closing: the same batches,
         hooks and summary as ``action_close`` and the scheduled action, whatever the end
         date. A cycle with no more open entitlements than the async threshold is settled
-        and ended in this transaction. A larger one (or one whose last open entitlements
-        are being redeemed right now) is locked and flagged ``end_requested``; the
-        scheduled action then settles it in committed batches, ends and unlocks it.
+        and ended in this transaction. A larger one is locked and closed by queue_job
+        jobs (``_close_by_jobs``); one whose last open entitlements are being redeemed
+        right now is locked, flagged ``end_requested`` and finished by the scheduled
+        action a minute later.
 
         :return: True"""
         cron = self.env.ref("spp_auto_update_entitlements.ir_cron_close_ended_cycles")
         for cycle in self.sudo():
             if cycle._count_open_entitlements() > cycle.program_id._async_threshold():
-                cycle._request_end(cron, fields.Datetime.now())
+                cycle.with_user(self.env.user)._close_by_jobs()
                 continue
             if cycle._close_now() is None:
                 cycle._request_end(cron, fields.Datetime.now() + LOCKED_RETRY)
         return True
 
     def _request_end(self, cron, when):
-        """Lock the cycle and leave its settlement and end to the scheduled action
-        (triggered at ``when``)."""
+        """Lock the cycle and leave the end of its settlement to the scheduled action
+        (triggered at ``when``): its last open entitlements are being redeemed."""
         self.ensure_one()
-        self.write({"end_requested": True})
+        self.sudo().write({"end_requested": True})
         self._lock(_("ending: the scheduled action settles its entitlements"))
         cron._trigger(when)
         self._message_log(
             body=_(
-                "End requested: the scheduled action settles the entitlements in batches, then ends the cycle."
+                "End requested: some entitlements are being redeemed right now; the scheduled action "
+                "settles them and ends the cycle in a minute."
             )
         )
+
+    def _close_by_jobs(self):
+        """Close this cycle with queue_job jobs (above the async threshold): lock it
+        (``end_requested``), then queue one job per slice of
+        ``g2p_programs_ext.job_batch_size`` open entitlements of each model
+        (``_job_close_range``, run in parallel up to the channel's capacity: each settles
+        only its own rows) and, after them, ``_job_finish_closing``, which settles what
+        is left, runs ``_before_end()``, ends the cycle, posts the summary and unlocks
+        it. The jobs run as the user who asked (or OdooBot for the scheduled action).
+
+        :return: the number of range jobs queued"""
+        self.ensure_one()
+        self.sudo().write({"end_requested": True})
+        self._lock(_("closing: its jobs settle the entitlements"))
+        size = self.program_id._job_batch_size()
+        jobs = []
+        for model in self._entitlement_models():
+            ids = self._open_entitlement_ids(model)
+            for i in range(0, len(ids), size):
+                first, last = ids[i], ids[min(i + size, len(ids)) - 1]
+                jobs.append(
+                    self.delayable(
+                        description=_(
+                            "%(c)s: settle %(m)s from id %(a)s",
+                            c=self.name,
+                            m=self.env[model]._description,
+                            a=first,
+                        )
+                    )._job_close_range(model, first, last)
+                )
+        finish = self.delayable(description=_("%s: end the cycle (closing)", self.name))._job_finish_closing()
+        if jobs:
+            chain(group(*jobs), finish).delay()
+        else:
+            finish.delay()
+        self._message_log(
+            body=_(
+                "Closing requested: %s jobs settle the entitlements in batches, then the cycle ends and "
+                "is unlocked.",
+                len(jobs) + 1,
+            )
+        )
+        return len(jobs)
 
     def _close_now(self):
         """Settle and end this cycle in batches in this transaction. :return: as ``_close_batch``
@@ -141,17 +194,93 @@ class G2PCycle(models.Model):
             requested.sudo().write({"end_requested": False, "locked": False, "locked_reason": False})
         return result
 
+    def _on_job_failed(self, job_description):
+        """A closing job failed for good (its cycle is ``end_requested``): clear the
+        request, unlock, and say what to do; what the other jobs settled stays settled
+        (each committed its own slice). Other jobs: as before."""
+        closing = self.filtered("end_requested")
+        if closing:
+            closing.sudo().write({"end_requested": False, "locked": False, "locked_reason": False})
+            for cycle in closing:
+                cycle._message_log(
+                    body=_(
+                        "A closing job failed: %s. The cycle is unlocked and not ended; the entitlements "
+                        "other jobs settled stay settled. End the cycle again (End cycle, or Close cycle "
+                        "once its end date has passed) to settle the rest; the scheduled action also "
+                        "retries a cycle whose end date has passed.",
+                        job_description,
+                    )
+                )
+        if self - closing:
+            return super(G2PCycle, self - closing)._on_job_failed(job_description)
+        return None
+
+    # ------------------------------------------------------------------
+    # Jobs
+    # ------------------------------------------------------------------
+    def _job_close_range(self, model, first_id, last_id):
+        """Job: settle the open (approved, transferred) entitlements of ``model`` in this
+        cycle with ids in [first_id, last_id], as the closing does (redeemed figure from
+        the ledger, then redeemed / partially redeemed / expired), skipping rows being
+        redeemed right now (the last job takes them). Only while the cycle's closing is
+        requested: run twice, or after the closing failed and unlocked it, it changes
+        nothing. :return: str, what it did"""
+        self.ensure_one()
+        cycle = self.sudo()
+        if cycle.state not in ("approved", "distributed") or not cycle.end_requested:
+            return _("closing not under way (cycle %s): nothing done", cycle.state)
+        settled = 0
+        while True:
+            ids, more = cycle._settle_open(model, BATCH_SIZE, (first_id, last_id))
+            settled += len(ids)
+            if not more or not ids:
+                break
+        return _("%s entitlements settled", settled)
+
+    def _job_finish_closing(self):
+        """Job, the last of a closing: settle what the range jobs left (rows that were
+        being redeemed), then ``_before_end()``, end the cycle, post the summary and
+        unlock it. Waits on the cycle's row so that two runs at once do it once.
+        Idempotent: an ended cycle, or one whose closing is no longer requested, is left
+        as it is.
+
+        :return: str
+        :raise RetryableJobError: open entitlements are still being redeemed (retried a
+            minute later; after queue_job's retries the job fails and the cycle unlocks)."""
+        self.ensure_one()
+        cycle = self.sudo()
+        cycle._lock_rows()
+        cycle.invalidate_recordset()
+        if cycle.state == "ended":
+            return _("already ended")
+        if not cycle.end_requested:
+            return _("closing not under way (cycle %s): nothing done", cycle.state)
+        if cycle._close_now() is None:
+            raise RetryableJobError(
+                coded(
+                    "being_redeemed",
+                    _(
+                        "Cycle %s: entitlements are being redeemed right now; the closing ends it a minute later.",
+                        cycle.name,
+                    ),
+                ),
+                seconds=int(LOCKED_RETRY.total_seconds()),
+            )
+        return _("cycle ended")
+
     # ------------------------------------------------------------------
     # Scheduled action
     # ------------------------------------------------------------------
     @api.model
     def _cron_close_ended_cycles(self, batch_size=BATCH_SIZE):
-        """Close, one batch of ``batch_size`` entitlements per run, the approved or
-        distributed cycles whose end date is before today, and those whose end was
-        requested (``mark_ended``, ``end_requested``); other locked cycles wait. Each run is its own
-        transaction: when more remains, the cron triggers itself again, so a run that is
-        killed loses only its own batch and the next run goes on from there. Running it
-        when nothing is left changes nothing. :return: True"""
+        """Find the approved or distributed cycles whose end date is before today, and
+        those whose end was requested (``end_requested``), and close them; other locked
+        cycles wait. A cycle above the async threshold is handed to queue_job jobs
+        (``_close_by_jobs``); one whose closing jobs are still queued or running is left
+        to them. A smaller one is settled here, one batch of ``batch_size`` entitlements
+        per run: each run is its own transaction and, when more remains, the cron
+        triggers itself again, so a run that is killed loses only its own batch. Running
+        it when nothing is left changes nothing. :return: True"""
         today = fields.Date.context_today(self)
         cycles = self.sudo().search(
             [
@@ -166,6 +295,11 @@ class G2PCycle(models.Model):
         )
         cron = self.env.ref("spp_auto_update_entitlements.ir_cron_close_ended_cycles")
         for cycle in cycles:
+            if cycle.end_requested and cycle._closing_jobs_live():
+                continue  # its jobs close it
+            if cycle._count_open_entitlements() > cycle.program_id._async_threshold():
+                cycle._close_by_jobs()
+                continue
             done = cycle._close_batch(batch_size)
             if done is False:
                 cron._trigger()
@@ -177,19 +311,101 @@ class G2PCycle(models.Model):
     # ------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------
-    def _has_open_besides(self, Model, ids):
-        """Whether this cycle has open entitlements of ``Model`` other than ``ids`` (rows
-        that ``SKIP LOCKED`` passed over: being redeemed right now)."""
+    def _closing_jobs_live(self):
+        """Whether a closing job of this cycle is pending, enqueued or running."""
+        self.ensure_one()
+        return bool(
+            self.env["queue.job"]
+            .sudo()
+            .search_count(
+                [
+                    ("model_name", "=", self._name),
+                    ("method_name", "in", CLOSING_JOBS),
+                    ("state", "in", LIVE_JOB_STATES),
+                    ("func_string", "=like", "%s(%s,).%%" % (self._name, self.id)),
+                ],
+                limit=1,
+            )
+        )
+
+    def _open_entitlement_ids(self, model):
+        """Ids of the open entitlements of ``model`` in this cycle, in id order. SQL:
+        the ids only (up to a million rows); flushed first, reads only."""
+        Model = self.env[model]
+        Model.flush_model(["cycle_id", "state"])
         self.env.cr.execute(
             SQL(
-                "SELECT 1 FROM %s WHERE cycle_id = %s AND state IN %s AND NOT (id = ANY(%s)) LIMIT 1",
+                "SELECT id FROM %s WHERE cycle_id = %s AND state IN %s ORDER BY id",
+                SQL.identifier(Model._table),
+                self.id,
+                OPEN_STATES,
+            )
+        )
+        return [row[0] for row in self.env.cr.fetchall()]
+
+    def _has_open_besides(self, Model, ids, id_range=(None, None)):
+        """Whether this cycle has open entitlements of ``Model`` (with ids in
+        ``id_range``) other than ``ids`` (rows that ``SKIP LOCKED`` passed over: being
+        redeemed right now)."""
+        first, last = id_range
+        self.env.cr.execute(
+            SQL(
+                """SELECT 1 FROM %s WHERE cycle_id = %s AND state IN %s AND NOT (id = ANY(%s))
+                      AND (%s::int IS NULL OR id >= %s) AND (%s::int IS NULL OR id <= %s) LIMIT 1""",
                 SQL.identifier(Model._table),
                 self.id,
                 OPEN_STATES,
                 ids,
+                first,
+                first,
+                last,
+                last,
             )
         )
         return bool(self.env.cr.fetchone())
+
+    def _settle_open(self, model, batch_size, id_range=(None, None)):
+        """Settle up to ``batch_size`` open entitlements of ``model`` in this cycle
+        (with ids in ``id_range``, both ends included, None for no bound): their
+        redeemed figure from the ledger, then their closing state, rows being redeemed
+        right now skipped.
+
+        :return: (ids settled, whether open ones are left in the range)"""
+        self.ensure_one()
+        Model = self.env[model].sudo().with_context(tracking_disable=True)
+        Model.flush_model(["cycle_id", "state"])
+        first, last = id_range
+        # SQL, not search: the ORM has no row lock. SKIP LOCKED: an entitlement
+        # being redeemed right now is taken by the next run. Flushed above, nothing cached.
+        self.env.cr.execute(
+            SQL(
+                """SELECT id FROM %s WHERE cycle_id = %s AND state IN %s
+                      AND (%s::int IS NULL OR id >= %s) AND (%s::int IS NULL OR id <= %s)
+                    ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""",
+                SQL.identifier(Model._table),
+                self.id,
+                OPEN_STATES,
+                first,
+                first,
+                last,
+                last,
+                batch_size + 1,
+            )
+        )
+        ids = [row[0] for row in self.env.cr.fetchall()]
+        left = False
+        if len(ids) > batch_size:
+            left = True
+            ids = ids[:batch_size]
+        elif self._has_open_besides(Model, ids, id_range):
+            left = True  # locked by a redemption in progress: never end the cycle over them
+        records = Model.browse(ids)
+        records._recompute_redeemed_from_transactions()
+        # One UPDATE classifies the batch. Stock is released once, when the cycle ends
+        # (_close_batch), not per batch: each release re-reserves the cycle's moves
+        # through Odoo's stock (about 0.6 s).
+        records._settle_for_closing()
+        return ids, left
 
     def _close_batch(self, batch_size):
         """Settle up to ``batch_size`` open entitlements of this cycle (per model).
@@ -205,32 +421,9 @@ class G2PCycle(models.Model):
         left = False
         settled = 0
         for model in self._entitlement_models():
-            Model = self.env[model].sudo().with_context(tracking_disable=True)
-            Model.flush_model(["cycle_id", "state"])
-            # SQL, not search: the ORM has no row lock. SKIP LOCKED: an entitlement
-            # being redeemed right now is taken by the next run. Flushed above, nothing cached.
-            self.env.cr.execute(
-                SQL(
-                    "SELECT id FROM %s WHERE cycle_id = %s AND state IN %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-                    SQL.identifier(Model._table),
-                    self.id,
-                    OPEN_STATES,
-                    batch_size + 1,
-                )
-            )
-            ids = [row[0] for row in self.env.cr.fetchall()]
-            if len(ids) > batch_size:
-                left = True
-                ids = ids[:batch_size]
-            elif self._has_open_besides(Model, ids):
-                left = True  # locked by a redemption in progress: never end the cycle over them
+            ids, more = self._settle_open(model, batch_size)
             settled += len(ids)
-            records = Model.browse(ids)
-            records._recompute_redeemed_from_transactions()
-            # One UPDATE classifies the batch. Stock is released once, when the cycle ends
-            # (below), not per batch: each release re-reserves the cycle's moves through
-            # Odoo's stock (about 0.6 s).
-            records._settle_for_closing()
+            left = left or more
         if left:
             return False if settled else None
         # Once, when nothing is left open: the addons' settlement work (in-kind: post

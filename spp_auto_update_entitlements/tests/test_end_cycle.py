@@ -6,6 +6,8 @@ scheduled action, the cycle's cancellation)."""
 from datetime import timedelta
 
 from odoo.addons.g2p_programs_ext.models.g2p_cycle import G2PCycle as BaseCycle
+from odoo.addons.g2p_programs_ext.tests.common import run_job_as_the_runner_does
+from odoo.addons.queue_job.tests.common import trap_jobs
 from odoo.addons.spp_entitlement_transactions.tests.common import InkindRedemptionCase
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
@@ -160,32 +162,42 @@ class TestEndCycle(InkindRedemptionCase):
         with self.assertRaisesRegex(UserError, r"^\[use_actions\]"):
             self.inkind_cycle.with_user(self.manager).write({"end_requested": True})
 
-    def test_end_cycle_above_the_threshold_runs_in_the_closing_batches(self):
-        """Above the async threshold End cycle locks the cycles and the closing's scheduled
-        action settles them in committed batches (here one entitlement per run), then ends
-        and unlocks them."""
-        self.env["ir.config_parameter"].sudo().set_param("g2p_programs_ext.async_threshold", "1")
+    def jobs_from_now(self):
+        """Threshold 1 and jobs of one entitlement, set once the cycles are approved."""
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("g2p_programs_ext.async_threshold", "1")
+        params.set_param("g2p_programs_ext.job_batch_size", "1")
+
+    def closing_jobs(self, trap, method):
+        return [j for j in trap.enqueued_jobs if j.method_name == method]
+
+    def test_end_cycle_above_the_threshold_runs_as_jobs(self):
+        """Above the async threshold End cycle settles nothing in the request: it locks
+        the cycles and queues the closing's jobs (one per slice of open entitlements, then
+        one that ends the cycle); the jobs settle, end and unlock them."""
+        self.jobs_from_now()
         self.make_pending(self.ent_b2)
         ledger = self.ledger()
-        (self.cycle | self.inkind_cycle).with_user(self.approver).mark_ended()
-        self.env.invalidate_all()
-        for cycle in self.cycle | self.inkind_cycle:
-            self.assertEqual(cycle.state, "approved", "not settled in the request")
-            self.assertTrue(cycle.locked and cycle.end_requested)
-        self.assertTrue(self.env["ir.cron.trigger"].sudo().search([("cron_id", "=", self.cron.id)]))
-        self.assertEqual(
-            set(self.states(self.cycle).values()), {"approved", "redeemed", "pending_validation"}
-        )
-        with self.assertRaisesRegex(UserError, r"^\[locked\]"):
-            self.cycle.with_user(self.approver).mark_ended()
-        with self.assertRaisesRegex(UserError, r"^\[locked\]"):
-            self.inkind_cycle.with_user(self.approver).mark_cancelled()
-
-        runs = 0
-        while self.Cycle.sudo().search_count([("end_requested", "=", True)]) and runs < 10:
-            self.Cycle._cron_close_ended_cycles(batch_size=1)
-            runs += 1
-        self.assertGreater(runs, 2, "one batch per run")
+        with trap_jobs() as trap:
+            (self.cycle | self.inkind_cycle).with_user(self.approver).mark_ended()
+            # open: cash a2 (part redeemed) and b1, in-kind a1 (part redeemed) and b1
+            self.assertEqual(len(self.closing_jobs(trap, "_job_close_range")), 4)
+            self.assertEqual(len(self.closing_jobs(trap, "_job_finish_closing")), 2)
+            self.assertEqual(
+                {j.user_id for j in trap.enqueued_jobs}, {self.approver.id}, "the jobs run as the approver"
+            )
+            self.env.invalidate_all()
+            for cycle in self.cycle | self.inkind_cycle:
+                self.assertEqual(cycle.state, "approved", "not settled in the request")
+                self.assertTrue(cycle.locked and cycle.end_requested)
+            self.assertEqual(
+                set(self.states(self.cycle).values()), {"approved", "redeemed", "pending_validation"}
+            )
+            with self.assertRaisesRegex(UserError, r"^\[locked\]"):
+                self.cycle.with_user(self.approver).mark_ended()
+            with self.assertRaisesRegex(UserError, r"^\[locked\]"):
+                self.inkind_cycle.with_user(self.approver).mark_cancelled()
+            trap.perform_enqueued_jobs()
         self.assertEqual(
             self.states(self.cycle),
             {
@@ -200,8 +212,92 @@ class TestEndCycle(InkindRedemptionCase):
         )
         self.assertSettled(self.cycle)
         self.assertSettled(self.inkind_cycle)
+        self.assertIn("Cycle closed", self.inkind_cycle.message_ids[0].body)
         self.assertEqual(self.ledger(), ledger)
         self.assertRedemptionsRefused()
+
+    def test_closing_jobs_run_twice_change_nothing_twice(self):
+        """A range job run again (a retry after a lost answer) settles nothing again; the
+        last job run again neither posts, releases nor writes a second summary."""
+        self.jobs_from_now()
+        with trap_jobs() as trap:
+            self.cycle.with_user(self.approver).mark_ended()
+            ranges = self.closing_jobs(trap, "_job_close_range")
+            self.assertEqual(len(ranges), 3)  # a2, b1, b2
+            self.assertEqual(ranges[0].perform(), "1 entitlements settled")
+            self.env.invalidate_all()
+            once = {e.id: (e.state, e.write_date) for e in self.cycle.entitlement_ids}
+            self.assertEqual(ranges[0].perform(), "0 entitlements settled")
+            self.env.invalidate_all()
+            self.assertEqual({e.id: (e.state, e.write_date) for e in self.cycle.entitlement_ids}, once)
+            finish = self.closing_jobs(trap, "_job_finish_closing")
+            trap.perform_enqueued_jobs()  # the three ranges (the first a third time), then the last job
+            self.assertEndedCash()
+            messages = len(self.cycle.message_ids)
+            self.assertEqual(finish[0].perform(), "already ended")
+            self.assertEqual(ranges[1].perform(), "closing not under way (cycle ended): nothing done")
+        self.env.invalidate_all()
+        self.assertEqual(len(self.cycle.message_ids), messages, "no second summary")
+        self.assertEndedCash()
+
+    def assertEndedCash(self):
+        self.env.invalidate_all()
+        self.assertEqual(
+            (self.cycle.state, self.cycle.locked, self.cycle.end_requested), ("ended", False, False)
+        )
+        self.assertEqual(self.cycle.sudo()._count_open_entitlements(), 0)
+        self.assertEqual(
+            self.states(self.cycle),
+            {
+                "House A1": "redeemed",
+                "House A2": "partially_redeemed",
+                "House B1": "expired",
+                "House B2": "expired",
+            },
+        )
+
+    def test_closing_job_failing_for_good_unlocks_with_a_message(self):
+        """The last job fails (here: the rice became lot-tracked during the cycle, so the
+        handed-out rice cannot be posted without lots): its work is rolled back, the
+        cycle unlocked and not ended, what the range jobs settled stays settled, and the
+        chatter says what to do; End cycle again then finishes."""
+        self.jobs_from_now()
+        self.inkind_cycle.with_user(self.approver).mark_ended()
+        jobs = self.env["queue.job"].search(
+            [
+                ("model_name", "=", "g2p.cycle"),
+                ("method_name", "in", ("_job_close_range", "_job_finish_closing")),
+            ],
+            order="id",
+        )
+        # the scheduled action leaves a cycle to its queued closing jobs
+        self.Cycle._cron_close_ended_cycles()
+        self.assertEqual(self.env["queue.job"].search_count([("method_name", "like", "clos")]), len(jobs))
+        self.assertTrue(self.inkind_cycle.locked)
+        ranges = jobs.filtered(lambda j: j.method_name == "_job_close_range")
+        finish = jobs - ranges
+        self.assertEqual((len(ranges), len(finish)), (2, 1))  # a1, b1; the last job
+        for job in ranges:
+            self.assertIsNone(run_job_as_the_runner_does(self.env, job))
+        self.assertEqual((self.ink_a1.state, self.ink_b1.state), ("partially_redeemed", "expired"))
+        self.rice.sudo().tracking = "lot"
+        error = run_job_as_the_runner_does(self.env, finish)
+        self.assertRegex(str(error), r"(?i)lot")
+        self.assertEqual(finish.state, "failed")
+        self.env.invalidate_all()
+        cycle = self.inkind_cycle
+        self.assertEqual(cycle.state, "approved")
+        self.assertFalse(cycle.locked or cycle.end_requested)
+        self.assertEqual(self.ink_a1.state, "partially_redeemed", "the range job's settlement stays")
+        body = cycle.message_ids[0].body
+        self.assertIn("A closing job failed", body)
+        self.assertIn("End the cycle again", body)
+        # the operator puts the product back and ends the cycle again: it finishes
+        self.rice.sudo().tracking = "none"
+        with trap_jobs() as trap:
+            cycle.with_user(self.approver).mark_ended()
+            trap.perform_enqueued_jobs()
+        self.assertSettled(cycle)
 
     def test_closing_cron_path_leaves_no_reservation(self):
         yesterday = self.today - timedelta(days=1)

@@ -99,3 +99,45 @@ class TestApprovalJobs(InkindCommon):
         self.assertIn("run the action again", cycle.message_ids[0].body)
         self.assertEqual(set(cycle.inkind_entitlement_ids.mapped("state")), {"pending_validation"})
         self.assertFalse(self.open_moves(cycle), "the failed job's reservation rolled back")
+
+    def test_selection_above_the_threshold_is_approved_by_jobs(self):
+        """*Action > Approve* on a list selection above the threshold: checked whole in
+        the request, then jobs of 3 approve it (stock reserved as the synchronous
+        approval does), the cycle locked until the last one; a job run twice approves
+        nothing twice."""
+        expected = self.reserved(self.approved_cycle())
+        cycle = self.pending_cycle()
+        self.approve_as_jobs_from_now()
+        selection = cycle.inkind_entitlement_ids.with_user(self.validator)
+        with trap_jobs() as trap:
+            self.assertIs(selection.approve_entitlement(), True)
+            approvals = sorted(
+                (j for j in trap.enqueued_jobs if j.method_name == "_job_approve_selected"),
+                key=lambda j: j.args[1][0],
+            )  # stored in no particular order: sorted by their first id
+            self.assertEqual([len(j.args[1]) for j in approvals], [3, 3, 1])
+            trap.assert_jobs_count(1, only=cycle._job_unlock)
+            self.assertTrue(cycle.locked)
+            self.assertEqual(set(cycle.inkind_entitlement_ids.mapped("state")), {"pending_validation"})
+            self.assertFalse(self.delivery_moves(cycle), "nothing reserved before the jobs")
+            with self.assertRaisesRegex(UserError, r"^\[locked\]"):
+                selection.approve_entitlement()
+            self.assertEqual(approvals[0].perform(), "3 entitlements approved")
+            once = self.reserved(cycle)
+            self.assertEqual(approvals[0].perform(), "nothing left to approve")
+            self.assertEqual(self.reserved(cycle), once)
+            trap.perform_enqueued_jobs()
+        self.assertFalse(cycle.locked)
+        self.assertEqual(set(cycle.inkind_entitlement_ids.mapped("state")), {"approved"})
+        self.assertEqual(self.reserved(cycle), expected)
+        self.assertIn("7 selected In-kind entitlement approved by", cycle.message_ids[0].body)
+
+    def test_selection_short_of_stock_is_refused_before_any_job(self):
+        self.add_stock(self.rice, self.wh_north, -95.0)
+        cycle = self.pending_cycle()
+        self.approve_as_jobs_from_now()
+        with trap_jobs() as trap:
+            with self.assertRaisesRegex(UserError, r"^\[out_of_stock\]"):
+                cycle.inkind_entitlement_ids.with_user(self.validator).approve_entitlement()
+            trap.assert_jobs_count(0)
+        self.assertFalse(cycle.locked)

@@ -44,14 +44,6 @@ REJECTION_REASONS = [
 SQL_BATCH = 5000
 # The database's time in UTC, as Odoo stores datetimes (a value for _set_state).
 NOW_UTC = SQL("now() at time zone 'UTC'")
-# Pages of the entitlement tables are filled to this percent at insert. Every entitlement
-# is rewritten two or three times (approval, redemptions, closing): at 50 % the approval's
-# new version fits on its page, and once vacuum has removed the old one, a redemption or
-# the closing (which change no indexed column: state has no index) writes its new version
-# in place, a HOT update that adds no entry to any of the table's 9 indexes. Measured on
-# the closing's UPDATE of 10,000 rows (README, Benchmark > Closing as jobs): 97 % HOT,
-# 0.14 s against 0.38 s with full pages and an index on state; inserting costs 1.0-1.2x.
-FILLFACTOR = 50
 # What a reset to draft clears (the ERN, the approval, the rejection, the cancellation).
 RESET_COLUMNS = (
     "code",
@@ -139,11 +131,7 @@ class G2PEntitlementBase(models.AbstractModel):
     # ------------------------------------------------------------------
     # Lifecycle
     # ------------------------------------------------------------------
-    # No index on state: every state change (approval, redemption, closing) would add an
-    # entry to every index of the table (no HOT update); the queries by state also filter
-    # by cycle, ids, code, partner or service point, which are indexed. init() drops the
-    # index an older version created.
-    state = fields.Selection(ENTITLEMENT_STATES, default="draft", required=True, readonly=True)
+    state = fields.Selection(ENTITLEMENT_STATES, default="draft", required=True, index=True, readonly=True)
     date_approved = fields.Datetime(readonly=True, copy=False)
     approved_by_id = fields.Many2one("res.users", readonly=True, copy=False)
     rejection_reason = fields.Selection(REJECTION_REASONS, readonly=True, copy=False)
@@ -207,19 +195,6 @@ class G2PEntitlementBase(models.AbstractModel):
     # ------------------------------------------------------------------
     # Creation
     # ------------------------------------------------------------------
-    def init(self):
-        """Storage of the entitlement tables (each concrete model): pages filled to
-        FILLFACTOR percent, and no index on ``state`` (dropped where an older version of
-        the suite created it), so that redemptions and the closing update rows in place.
-        DDL, idempotent: run at every install and update."""
-        super().init()
-        if self._abstract:
-            return
-        self.env.cr.execute(
-            SQL("ALTER TABLE %s SET (fillfactor = %s)", SQL.identifier(self._table), SQL(str(FILLFACTOR)))
-        )
-        self.env.cr.execute(SQL("DROP INDEX IF EXISTS %s", SQL.identifier(f"{self._table}__state_index")))
-
     @api.model_create_multi
     def create(self, vals_list):
         if not self.env.su:

@@ -1,4 +1,5 @@
 from . import cel
+from . import controllers
 from . import ern
 from . import models
 from . import wizards

@@ -37,6 +37,7 @@ RANGE_JOBS = (
     "_job_enroll_range",
     "_job_copy_beneficiaries",
     "_job_prepare_entitlements",
+    "_job_entitlement_step",  # the submission's
     "_job_approve_entitlements",
 )
 PASSWORD = "scale-out-pass"
@@ -189,6 +190,7 @@ def test_two_servers_one_runner_spread_the_cycle_jobs_none_lost_or_run_twice(sca
     per_step = math.ceil(HOUSEHOLDS / BATCH)
     assert {m: methods[m] for m in RANGE_JOBS} == dict.fromkeys(RANGE_JOBS, per_step), methods
     assert methods["_job_finish_enrollment"] == 1 and methods["_job_unlock"] == 3, methods
+    assert methods["_job_finish_step"] == 1, methods  # the submission's last job
     assert len(jobs) == len(RANGE_JOBS) * (per_step + 1)
 
     # none lost: all done; none run twice: each sent once by the runner, tried once

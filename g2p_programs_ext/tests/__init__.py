@@ -8,3 +8,4 @@ from . import test_cel_sql
 from . import test_workflow
 from . import test_registry_import
 from . import test_member_facts
+from . import test_dependent_jobs

@@ -331,17 +331,7 @@ class G2PCycle(models.Model):
     def _open_entitlement_ids(self, model):
         """Ids of the open entitlements of ``model`` in this cycle, in id order. SQL:
         the ids only (up to a million rows); flushed first, reads only."""
-        Model = self.env[model]
-        Model.flush_model(["cycle_id", "state"])
-        self.env.cr.execute(
-            SQL(
-                "SELECT id FROM %s WHERE cycle_id = %s AND state IN %s ORDER BY id",
-                SQL.identifier(Model._table),
-                self.id,
-                OPEN_STATES,
-            )
-        )
-        return [row[0] for row in self.env.cr.fetchall()]
+        return self.env[model]._cycle_entitlement_ids(self, OPEN_STATES)
 
     def _has_open_besides(self, Model, ids, id_range=(None, None)):
         """Whether this cycle has open entitlements of ``Model`` (with ids in

@@ -17,6 +17,7 @@ import uuid
 from collections import defaultdict
 from datetime import date, timedelta
 
+import psycopg2
 from g2p_client import Client
 
 PASSWORD = "reliability-pass"
@@ -351,3 +352,20 @@ def run_threads(target, count, timeout=300):
     for thread in threads:
         thread.join(max(0.0, deadline - time.time()))
     assert not any(thread.is_alive() for thread in threads), "every client got an answer"
+
+
+def backends_waiting_on_lock(test_db, query_like):
+    """How many backends of ``test_db`` wait for a lock in a statement whose text
+    matches ``query_like`` (an ILIKE pattern): read from ``pg_stat_activity`` on a
+    connection of its own. :return: int"""
+    cnx = psycopg2.connect(dbname=test_db)
+    try:
+        cur = cnx.cursor()
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock' "
+            "AND query ILIKE %s",
+            [test_db, query_like],
+        )
+        return cur.fetchone()[0]
+    finally:
+        cnx.close()

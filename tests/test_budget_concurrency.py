@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg2
 
-from tests.scenario import World
+from tests.scenario import World, backends_waiting_on_lock
 
 HOUSEHOLDS = 20
 KG = 10.0  # rice per household; the product costs 1.00 per kg: a cycle is worth 200.00
@@ -35,17 +35,7 @@ def wait_for(predicate, timeout, what, interval=0.1):
 
 def waiting_on_budget(test_db):
     """Backends of ``test_db`` waiting for a lock in a statement on the program budgets."""
-    cnx = psycopg2.connect(dbname=test_db)
-    try:
-        cur = cnx.cursor()
-        cur.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock' "
-            "AND query ILIKE %s",
-            [test_db, "%g2p_program_budget%FOR UPDATE%"],
-        )
-        return cur.fetchone()[0]
-    finally:
-        cnx.close()
+    return backends_waiting_on_lock(test_db, "%g2p_program_budget%FOR UPDATE%")
 
 
 def serialization_retries(server):

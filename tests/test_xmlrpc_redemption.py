@@ -22,6 +22,8 @@ import psycopg2
 import pytest
 from g2p_client import Client, Refusal
 
+from tests.scenario import backends_waiting_on_lock
+
 ADMIN = ("admin", "admin")
 CLIENTS = 20
 RACE = ("race_a", "race_b", "race_c", "race_d")
@@ -342,17 +344,7 @@ def test_reverse_and_offline_batch_over_xmlrpc(odoo_server, test_db, world):
 
 def waiting_on_ledger(test_db):
     """Backends of ``test_db`` waiting for a lock in a statement writing the ledger."""
-    cnx = psycopg2.connect(dbname=test_db)
-    try:
-        cur = cnx.cursor()
-        cur.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock' "
-            "AND query ILIKE %s",
-            [test_db, "%INSERT INTO%spp_entitlement_transaction%"],
-        )
-        return cur.fetchone()[0]
-    finally:
-        cnx.close()
+    return backends_waiting_on_lock(test_db, "%INSERT INTO%spp_entitlement_transaction%")
 
 
 def test_batch_meets_a_reference_taken_meanwhile(odoo_server, test_db, world):

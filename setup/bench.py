@@ -823,12 +823,16 @@ def machine():
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     conn = connect("postgres")
     with conn.cursor() as cur:
-        cur.execute("SHOW server_version")
-        pg = cur.fetchone()[0]
+        settings = []
+        for name in ("server_version", "shared_buffers", "max_wal_size", "autovacuum"):
+            cur.execute(f"SHOW {name}")
+            settings.append(cur.fetchone()[0])
     conn.close()
+    pg, buffers, wal, autovacuum = settings
     return (
         f"{os.cpu_count()} cores ({model or platform.machine()}), {mem:.0f} GiB RAM, Python "
-        f"{platform.python_version()}, PostgreSQL {pg}"
+        f"{platform.python_version()}, PostgreSQL {pg} (shared_buffers {buffers}, max_wal_size {wal}, "
+        f"autovacuum {autovacuum})"
     )
 
 

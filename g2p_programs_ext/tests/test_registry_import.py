@@ -1,7 +1,8 @@
 import base64
+import gzip
 
 from odoo.addons.queue_job.tests.common import trap_jobs
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 
 from .common import G2PCommon
@@ -323,4 +324,60 @@ class TestRegistryImport(G2PCommon):
         self.assertEqual(wizard.state, "failed")
         self.assertEqual(wizard.error_count, 1)
         self.assertIn("individuals, line 3: [duplicate_id_number]", wizard.result_text)
+        self.assertFalse(self.env.ref("__import__.t_hh_1", raise_if_not_found=False))
+
+    def test_wizard_files_in_parts_read_as_one_file(self):
+        """A file sent in parts (split mid-line, some gzipped, some not) is the same file:
+        line numbers run on across parts; a part cannot be added once the import started."""
+        individuals = INDIVIDUALS.encode()
+        cut1, cut2 = individuals.index(b"Ben") + 2, individuals.index(b"IMP-3") + 1
+        wizard = self.Import.create(
+            {
+                "households_file": base64.b64encode(gzip.compress(HOUSEHOLDS.encode())),
+                "individuals_file": base64.b64encode(gzip.compress(individuals[:cut1])),
+                "memberships_file": base64.b64encode(MEMBERSHIPS.encode()),
+            }
+        )
+        Part = self.env["g2p.registry.import.part"].with_user(self.officer)
+        # created out of order: read by sequence
+        Part.create(
+            {
+                "import_id": wizard.id,
+                "file": "individuals",
+                "sequence": 2,
+                "data": base64.b64encode(individuals[cut2:]),
+            }
+        )
+        Part.create({"import_id": wizard.id, "file": "individuals", "sequence": 1,
+                     "data": base64.b64encode(gzip.compress(individuals[cut1:cut2]))})  # fmt: skip
+        wizard.action_import()
+        self.assertEqual(wizard.state, "done", wizard.result_text)
+        self.assertEqual(
+            (wizard.households_count, wizard.individuals_count, wizard.memberships_count), (2, 3, 3)
+        )
+        self.assertEqual(self.env.ref("__import__.t_ind_2").name, "Ben Cruz")
+        self.assertEqual(self.env.ref("__import__.t_ind_3").id_number, "IMP-3")
+        with self.assertRaisesRegex(UserError, r"^\[running\] "):
+            Part.create({"import_id": wizard.id, "file": "individuals", "data": base64.b64encode(b"x")})
+
+    def test_wizard_parts_bad_line_numbered_in_the_whole_file(self):
+        bad = INDIVIDUALS.replace("IMP-3", "IMP-1").encode()
+        cut = bad.index(b"t_ind_3")
+        wizard = self.Import.create(
+            {
+                "households_file": base64.b64encode(HOUSEHOLDS.encode()),
+                "individuals_file": base64.b64encode(bad[:cut]),
+                "memberships_file": base64.b64encode(MEMBERSHIPS.encode()),
+            }
+        )
+        self.env["g2p.registry.import.part"].with_user(self.officer).create(
+            {
+                "import_id": wizard.id,
+                "file": "individuals",
+                "data": base64.b64encode(gzip.compress(bad[cut:])),
+            }
+        )
+        wizard.action_import()
+        self.assertEqual(wizard.state, "failed")
+        self.assertIn("individuals, line 4: [duplicate_id_number]", wizard.result_text)
         self.assertFalse(self.env.ref("__import__.t_hh_1", raise_if_not_found=False))

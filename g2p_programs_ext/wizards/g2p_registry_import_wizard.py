@@ -53,7 +53,7 @@ IMPORT_MODULE = "__import__"
 TRUE_WORDS = {"true", "1", "yes", "t", "y"}
 FALSE_WORDS = {"false", "0", "no", "f", "n"}
 
-HOUSEHOLDS, INDIVIDUALS, MEMBERSHIPS, HOUSEHOLD_AREAS = (
+HOUSEHOLDS, INDIVIDUALS, MEMBERSHIPS, HOUSEHOLD_AREAS = FILES = (
     "households",
     "individuals",
     "memberships",
@@ -77,21 +77,90 @@ HANDLED_COMPUTED = {
 MAGIC = {"id", "create_uid", "create_date", "write_uid", "write_date"}
 
 
-def _decode(content):
-    """Text of a file given as str (CSV text or base64), bytes (UTF-8, optionally gzip)
-    or False. Base64 is told apart from CSV text by its lack of commas and line breaks."""
+def _raw(content):
+    """Bytes of a file given as str (CSV text or base64), bytes (UTF-8, optionally gzip)
+    or False, still compressed when gzip. Base64 is told apart from CSV text by its lack of
+    commas and line breaks."""
     if not content:
-        return ""
+        return b""
     if isinstance(content, str):
         if "," in content or "\n" in content:
-            return content
+            return content.encode("utf-8")
         try:
-            content = base64.b64decode(content, validate=True)
+            return base64.b64decode(content, validate=True)
         except binascii.Error:
-            return content
-    if content[:2] == b"\x1f\x8b":
-        content = gzip.decompress(content)
-    return content.decode("utf-8-sig")
+            return content.encode("utf-8")
+    return content
+
+
+class _FileStream(io.RawIOBase):
+    """One file given in pieces, read as one byte stream: each piece is loaded when it is
+    reached and decompressed as it is read (gzip or not), so that a file of millions of
+    lines is never held whole in memory (a piece of a few MB at a time).
+
+    :param pieces: list of (size in bytes as given, callable returning the piece's bytes).
+    A piece continues the previous one byte for byte (the header only in the first).
+    """
+
+    def __init__(self, pieces):
+        super().__init__()
+        self.pieces = list(pieces)
+        self.total = sum(size for size, _load in self.pieces) or 1
+        self.index = -1
+        self.current = None  # the reader of the current piece
+        self.given = None  # the current piece's bytes as given (compressed)
+        self.given_size = 1
+        self.before = 0  # bytes as given of the pieces already read
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        while True:
+            if self.current is None:
+                if self.index + 1 >= len(self.pieces):
+                    return 0
+                if self.given is not None:
+                    self.before += self.pieces[self.index][0]
+                self.index += 1
+                data = _raw(self.pieces[self.index][1]())
+                self.given, self.given_size = io.BytesIO(data), max(len(data), 1)
+                self.current = gzip.GzipFile(fileobj=self.given) if data[:2] == b"\x1f\x8b" else self.given
+            count = self.current.readinto(buffer)
+            if count:
+                return count
+            self.current = None
+
+    def fraction(self):
+        """How much of the file was read, 0..1, by the bytes as given."""
+        if self.given is None:
+            return 0.0
+        size = self.pieces[self.index][0]
+        done = self.given.tell() / self.given_size * size
+        return min(1.0, (self.before + done) / self.total)
+
+    def text(self):
+        """The stream as text (UTF-8, a byte-order mark dropped), for csv.reader."""
+        return io.TextIOWrapper(io.BufferedReader(self, 1 << 20), encoding="utf-8-sig", newline="")
+
+
+def _pieces(content):
+    """The pieces of a file given as one content (str, bytes, False) or already as a list
+    of (size, loader) pairs."""
+    if isinstance(content, list):
+        return content
+    return [(len(content), lambda: content)] if content else []
+
+
+def _count_lines(pieces, stop=None):
+    """Lines of a file given in pieces, read in 1 MB blocks (never held whole); counting
+    ends past ``stop`` lines when given."""
+    stream, lines = _FileStream(pieces), 0
+    while block := stream.read(1 << 20):
+        lines += block.count(b"\n")
+        if stop is not None and lines > stop:
+            break
+    return lines
 
 
 class _Staging:
@@ -293,14 +362,13 @@ class RegistryImportRun:
     # ------------------------------------------------------------------
     # Reading
     # ------------------------------------------------------------------
-    def _rows(self, file, text, share, start):
-        """(line number, dict) for each line of ``text`` (CSV with a header), telling
-        progress from ``start`` over ``share`` of the whole."""
-        reader = csv.reader(io.StringIO(text))
+    def _rows(self, file, stream, share, start):
+        """(line number, dict) for each line of ``stream`` (a :class:`_FileStream` of CSV
+        with a header), telling progress from ``start`` over ``share`` of the whole."""
+        reader = csv.reader(stream.text())
         header = next(reader, None)
         if header is None:
             return None, iter(())
-        size = max(text.count("\n"), 1)
 
         def rows():
             for number, row in enumerate(reader, start=2):
@@ -320,15 +388,15 @@ class RegistryImportRun:
                     continue
                 if number % 20000 == 0:
                     self.progress(
-                        start + share * number / size,
+                        start + share * stream.fraction(),
                         _("Reading %(file)s: line %(line)s", file=file, line=number),
                     )
                 yield number, dict(zip(header, row, strict=True))
 
         return header, rows()
 
-    def _read_partners(self, file, text, staging, is_group, share, start):
-        header, rows = self._rows(file, text, share, start)
+    def _read_partners(self, file, stream, staging, is_group, share, start):
+        header, rows = self._rows(file, stream, share, start)
         if header is None:
             return
         columns = self._columns_of(file, header)
@@ -421,9 +489,9 @@ class RegistryImportRun:
         except UserError:
             return False
 
-    def _read_memberships(self, text, staging, share, start):
+    def _read_memberships(self, stream, staging, share, start):
         file = MEMBERSHIPS
-        header, rows = self._rows(file, text, share, start)
+        header, rows = self._rows(file, stream, share, start)
         if header is None:
             return
         allowed = {"id", "group_id/id", "individual_id/id", "kind_ids/id", "start_date", "end_date"}
@@ -482,11 +550,11 @@ class RegistryImportRun:
                 ]
             )
 
-    def _read_household_areas(self, text, share, start):
+    def _read_household_areas(self, stream, share, start):
         """The demo's ``res.partner.areas.csv``: ``id`` (a household of the households file)
         and more household columns (e.g. ``area_id/id``), merged into that household."""
         file = HOUSEHOLD_AREAS
-        header, rows = self._rows(file, text, share, start)
+        header, rows = self._rows(file, stream, share, start)
         if header is None:
             return []
         columns = {}
@@ -526,10 +594,12 @@ class RegistryImportRun:
     # The run
     # ------------------------------------------------------------------
     def run(self, households="", individuals="", memberships="", household_areas=""):
-        """Import the files (CSV text). Returns the summary dict of :meth:`summary`."""
+        """Import the files, each given as one content (CSV text, base64 of UTF-8 or gzip,
+        bytes) or as a list of pieces ``(size in bytes, loader)`` read one after the other
+        (see :class:`_FileStream`). Returns the summary dict of :meth:`summary`."""
         t0 = time.time()
-        texts = {
-            name: _decode(content)
+        streams = {
+            name: _FileStream(_pieces(content))
             for name, content in (
                 (HOUSEHOLDS, households),
                 (INDIVIDUALS, individuals),
@@ -537,8 +607,10 @@ class RegistryImportRun:
                 (HOUSEHOLD_AREAS, household_areas),
             )
         }
-        total = sum(len(text) for text in texts.values()) or 1
-        shares = {name: 0.5 * len(text) / total for name, text in texts.items()}
+        total = sum(stream.total for stream in streams.values() if stream.pieces) or 1
+        shares = {
+            name: 0.5 * stream.total / total if stream.pieces else 0.0 for name, stream in streams.items()
+        }
         cr = self.cr
         self.env.flush_all()
         # JIT compiles each big statement (about 1 s each, more than it saves here).
@@ -554,12 +626,12 @@ class RegistryImportRun:
         )
         start = 0.0
         self._read_partners(
-            HOUSEHOLDS, texts[HOUSEHOLDS], households_staging, True, shares[HOUSEHOLDS], start
+            HOUSEHOLDS, streams[HOUSEHOLDS], households_staging, True, shares[HOUSEHOLDS], start
         )
         households_staging.flush()
         start += shares[HOUSEHOLDS]
         self._read_partners(
-            INDIVIDUALS, texts[INDIVIDUALS], individuals_staging, False, shares[INDIVIDUALS], start
+            INDIVIDUALS, streams[INDIVIDUALS], individuals_staging, False, shares[INDIVIDUALS], start
         )
         individuals_staging.flush()
         start += shares[INDIVIDUALS]
@@ -568,12 +640,14 @@ class RegistryImportRun:
             "g2p_import_membership_line",
             ["line", "xmlid", "group_xmlid", "individual_xmlid", "kind_ids", "start_date", "end_date"],
         )
-        self._read_memberships(texts[MEMBERSHIPS], memberships_staging, shares[MEMBERSHIPS], start)
+        self._read_memberships(streams[MEMBERSHIPS], memberships_staging, shares[MEMBERSHIPS], start)
         memberships_staging.flush()
         start += shares[MEMBERSHIPS]
         area_columns = []
-        if texts[HOUSEHOLD_AREAS]:
-            area_columns = self._read_household_areas(texts[HOUSEHOLD_AREAS], shares[HOUSEHOLD_AREAS], start)
+        if streams[HOUSEHOLD_AREAS].pieces:
+            area_columns = self._read_household_areas(
+                streams[HOUSEHOLD_AREAS], shares[HOUSEHOLD_AREAS], start
+            )
         self.progress(0.5, _("Checking across lines and against the registry"))
         counts = {
             HOUSEHOLDS: households_staging.count,
@@ -1073,6 +1147,13 @@ class G2PRegistryImport(models.TransientModel):
         help="More columns for the households of the households file, by their id (e.g. area_id/id).",
     )
     household_areas_filename = fields.Char()
+    part_ids = fields.One2many(
+        "g2p.registry.import.part",
+        "import_id",
+        string="More parts",
+        help="Files too large for one upload, sent in parts over the API: each part continues "
+        "the file of its kind (after the file above, if any) byte for byte.",
+    )
 
     # ------------------------------------------------------------------
     # Progress and result
@@ -1126,24 +1207,23 @@ class G2PRegistryImport(models.TransientModel):
         given. Returns the action that shows this wizard again."""
         self.ensure_one()
         self._check_import_rights()
-        if not (self.households_file or self.individuals_file or self.memberships_file):
+        pieces = self._file_pieces()
+        if not (pieces[HOUSEHOLDS] or pieces[INDIVIDUALS] or pieces[MEMBERSHIPS]):
             message = "[%s] %s" % ("missing_file", _("Choose at least one file to import."))
             raise UserError(message)
         if self.state == "running":
             message = "[%s] %s" % ("running", _("This import is already running: wait for it to end."))
             raise UserError(message)
-        lines = sum(
-            _decode(base64.b64decode(f)).count("\n")
-            for f in (self.households_file, self.individuals_file, self.memberships_file)
-            if f
-        )
         threshold = int(
             self.env["ir.config_parameter"].sudo().get_param("g2p_programs_ext.async_threshold", 1000)
         )
+        lines = 0
+        for name in (HOUSEHOLDS, INDIVIDUALS, MEMBERSHIPS):
+            lines += _count_lines(pieces[name], stop=threshold - lines)
         if lines > threshold:
             self.write({"state": "running", "result_text": False})
             self.env["g2p.registry.import.progress"].create({"import_id": self.id, "message": _("Queued")})
-            job = self.with_delay(description=_("Registry import (%s lines)", lines))._job_import()
+            job = self.with_delay(description=_("Registry import (over %s lines)", threshold))._job_import()
             self.job_uuid = job.uuid
         else:
             self._job_import()
@@ -1218,10 +1298,7 @@ class G2PRegistryImport(models.TransientModel):
                     )
                 )
 
-        files = {
-            name: base64.b64decode(self[name + "_file"]) if self[name + "_file"] else b""
-            for name in (HOUSEHOLDS, INDIVIDUALS, MEMBERSHIPS, HOUSEHOLD_AREAS)
-        }
+        files = self._file_pieces()
         run = RegistryImportRun(
             self.env, self._registry_import_fields(), progress=progress if self.state == "running" else None
         )
@@ -1244,6 +1321,54 @@ class G2PRegistryImport(models.TransientModel):
             }
         )
         return result
+
+    def _file_pieces(self):
+        """{file: [(size in bytes, loader)]}: each file of this wizard, its field's content
+        then its parts by sequence, read from the filestore only when the import reaches
+        them (the attachments of this wizard and its parts; never all in memory at once)."""
+        self.ensure_one()
+        # sudo: the attachments of this wizard's own binary fields (and its parts'), which
+        # the user could read through the fields; read one at a time, by id.
+        Attachment = self.env["ir.attachment"].sudo()
+        attachments = Attachment.search(
+            [
+                "|",
+                "&",
+                "&",
+                ("res_model", "=", self._name),
+                ("res_id", "=", self.id),
+                ("res_field", "in", [name + "_file" for name in FILES]),
+                "&",
+                "&",
+                ("res_model", "=", "g2p.registry.import.part"),
+                ("res_id", "in", self.part_ids.ids),
+                ("res_field", "=", "data"),
+            ]
+        )
+        by_owner = {(a.res_model, a.res_id, a.res_field): a for a in attachments}
+
+        def piece(attachment):
+            # As ir.attachment's raw, without keeping the bytes in the record cache.
+            def load():
+                if attachment.store_fname:
+                    return attachment._file_read(attachment.store_fname)
+                return attachment.db_datas or b""
+
+            return (attachment.file_size, load)
+
+        files = {}
+        for name in FILES:
+            files[name] = []
+            own = by_owner.get((self._name, self.id, name + "_file"))
+            if own:
+                files[name].append(piece(own))
+            for part in self.part_ids.filtered(lambda p, name=name: p.file == name).sorted(
+                lambda p: (p.sequence, p.id)
+            ):
+                attachment = by_owner.get((part._name, part.id, "data"))
+                if attachment:
+                    files[name].append(piece(attachment))
+        return files
 
     def _check_import_rights(self):
         """Registry officers (and managers) may import: they may create registrants and memberships."""
@@ -1276,3 +1401,38 @@ class G2PRegistryImportProgress(models.TransientModel):
     import_id = fields.Many2one("g2p.registry.import", required=True, ondelete="cascade", index=True)
     progress = fields.Float(help="Percentage done.")
     message = fields.Char()
+
+
+class G2PRegistryImportPart(models.TransientModel):
+    _name = "g2p.registry.import.part"
+    _description = "Part of a registry import's file"
+    _order = "import_id, file, sequence, id"
+
+    import_id = fields.Many2one("g2p.registry.import", required=True, ondelete="cascade", index=True)
+    file = fields.Selection(
+        [
+            (HOUSEHOLDS, "Households"),
+            (INDIVIDUALS, "Individuals"),
+            (MEMBERSHIPS, "Memberships"),
+            (HOUSEHOLD_AREAS, "Household columns"),
+        ],
+        required=True,
+    )
+    sequence = fields.Integer(default=10, help="Parts of one file are read by sequence, then by creation.")
+    data = fields.Binary(
+        string="Part",
+        attachment=True,
+        required=True,
+        help="Bytes of the file (gzip or not) continuing the previous part; the CSV header only in the first.",
+    )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        """Parts are added to an import that has not started: refused with ``[running]``
+        otherwise (a running import would not see them, or would see half of them)."""
+        parts = super().create(vals_list)
+        for wizard in parts.import_id:
+            if wizard.state != "draft":
+                message = "[%s] %s" % ("running", _("This import has started: its files cannot change."))
+                raise UserError(message)
+        return parts

@@ -973,10 +973,10 @@ class G2PCycle(models.Model):
                     ),
                 )
             )
+        pending = {model: self._pending_count(model) for model in self._entitlement_models()}
+        if sum(pending.values()) > self.program_id._async_threshold():
+            return self._validate_async(pending)
         mine = {model: self._entitlements_to_validate(model) for model in self._entitlement_models()}
-        total = sum(len(records) for records in mine.values())
-        if total > self.program_id._async_threshold():
-            return self._validate_async(mine)
         approved = 0
         for records in mine.values():
             if records:
@@ -1027,38 +1027,94 @@ class G2PCycle(models.Model):
             )
         return Model.browse(mine)
 
-    def _validate_async(self, mine):
-        """Check every entitlement of ``mine`` ({model: the user's pending entitlements
-        of this cycle}) as one approval would, lock the cycle and queue the approval in
-        id-sliced jobs run one after the other (in-kind reservations and budgets
-        serialize on the cycle's and the budgets' rows anyway), then a job that unlocks
-        it. :return: 0"""
+    def _pending_count(self, model):
+        """int: the ``pending_validation`` entitlements of ``model`` in this cycle (SQL
+        count, flushed first; no row read)."""
+        Model = self.env[model]
+        Model.flush_model(["cycle_id", "state"])
+        self.env.cr.execute(
+            SQL(
+                "SELECT count(*) FROM %s WHERE cycle_id = %s AND state = 'pending_validation'",
+                SQL.identifier(Model._table),
+                self.id,
+            )
+        )
+        return self.env.cr.fetchone()[0]
+
+    def _id_slices(self, model, size):
+        """[(first id, last id)] of this cycle's ``pending_validation`` entitlements of
+        ``model`` in slices of ``size`` rows, computed in PostgreSQL (a national cycle's
+        millions of ids never come into memory)."""
+        self.env.cr.execute(
+            SQL(
+                """SELECT min(id), max(id) FROM (
+                       SELECT id, (row_number() OVER (ORDER BY id) - 1) / %s AS slice
+                         FROM %s WHERE cycle_id = %s AND state = 'pending_validation') s
+                    GROUP BY slice ORDER BY slice""",
+                size,
+                SQL.identifier(self.env[model]._table),
+                self.id,
+            )
+        )
+        return self.env.cr.fetchall()
+
+    def _validate_async(self, pending):
+        """:meth:`validate_entitlement` above the threshold (``pending``: {model: count of
+        this cycle's pending entitlements}). Every check runs on the whole cycle in
+        PostgreSQL, without the entitlements' ids or rows in memory (a national cycle has
+        millions): the user's validation groups (per entitlement model: one manager per
+        program), segregation of duties, budgets, in-kind stock summed per warehouse and
+        product. Any refusal comes before a job, nothing changed. Then the cycle is
+        locked and the approval queued in id-sliced jobs run one after the other (in-kind
+        reservations and budgets serialize on the cycle's and the budgets' rows anyway),
+        then a job that unlocks it.
+
+        :return: 0
+        :raise UserError: ``[locked]``, ``[no_validation_group]``, ``[same_user]``,
+            ``[over_budget]``, ``[no_warehouse]``, ``[out_of_stock]``."""
         self._check_unlocked()
         self._lock_rows(touch=False)  # two validators at once: the second waits, then is refused [locked]
         self.invalidate_recordset(["locked"])
         self._check_unlocked()
-        for records in mine.values():
-            if records:
-                records.with_user(self.env.user)._check_approval()
-                records.sudo()._check_before_approve()
-        self.env["g2p.entitlement.base"]._check_budget_for(
-            {model: records.ids for model, records in mine.items() if records}
-        )
+        user_groups = self.env.user.groups_id
+        mine, any_group = [], False
+        for model, count in pending.items():
+            if not count:
+                continue
+            group = self.env[model]._cycle_validation_group(self)
+            any_group = any_group or bool(group)
+            if group and (self.env.su or group in user_groups):
+                mine.append(model)
+        if not mine:
+            if not any_group:
+                raise UserError(
+                    coded(
+                        "no_validation_group",
+                        _(
+                            "The entitlement managers of %s have no validation group: "
+                            "a program manager sets one on each manager.",
+                            self.program_id.name,
+                        ),
+                    )
+                )
+            return 0
+        condition = SQL("cycle_id = %s AND state = 'pending_validation'", self.id)
+        for model in mine:
+            self.env[model].with_user(self.env.user)._check_cycle_segregation(self)
+            self.env[model].sudo()._check_cycle_before_approve(self)
+        self.env["g2p.entitlement.base"]._check_budget_for({model: condition for model in mine})
         self._lock(_("approving entitlements"))
         size = self.program_id._job_batch_size()
         jobs = []
-        for model, records in mine.items():
-            ids = records.ids
-            for i in range(0, len(ids), size):
-                first, last = ids[i], ids[min(i + size, len(ids)) - 1]
+        for model in mine:
+            label = self.env[model]._description
+            for first, last in self._id_slices(model, size):
                 jobs.append(
                     self.delayable(
-                        description=_(
-                            "%(c)s: approve %(m)s from id %(a)s", c=self.name, m=records._description, a=first
-                        ),
+                        description=_("%(c)s: approve %(m)s from id %(a)s", c=self.name, m=label, a=first),
                     )._job_approve_entitlements(model, first, last)
                 )
-        total = sum(len(records) for records in mine.values())
+        total = sum(pending[model] for model in mine)
         finish = self.delayable(description=_("%s: entitlements approved", self.name))._job_unlock(
             _("%(n)s entitlements approved by %(user)s.", n=total, user=self.env.user.name)
         )

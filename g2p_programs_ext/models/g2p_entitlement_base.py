@@ -594,6 +594,15 @@ class G2PEntitlementBase(models.AbstractModel):
         by_program = {m.program_id.id: m.validation_group_id for m in managers}
         return {eid: by_program.get(program_of.get(eid)) for eid in self.ids}
 
+    @api.model
+    def _cycle_validation_group(self, cycle):
+        """res.groups: the validation group of this model's entitlement manager on
+        ``cycle``'s program (as :meth:`_validation_groups` gives it to each of the
+        cycle's entitlements), an empty recordset when it has none."""
+        managers = self.env[self._manager_model()].sudo().search([("program_id", "=", cycle.program_id.id)])
+        by_program = {m.program_id.id: m.validation_group_id for m in managers}
+        return by_program.get(cycle.program_id.id, self.env["res.groups"])
+
     def _before_approve(self):
         """Called after every check and before the state changes."""
 
@@ -615,6 +624,12 @@ class G2PEntitlementBase(models.AbstractModel):
         """Refuse, writing nothing, what :meth:`_before_approve` would refuse for all of
         ``self`` (in-kind: the stock check). Called for a whole cycle before its approval
         runs as jobs, so that a shortage refuses everything before any job."""
+
+    @api.model
+    def _check_cycle_before_approve(self, cycle):
+        """:meth:`_check_before_approve` for every pending entitlement of this model in
+        ``cycle`` (g2p.cycle), without their ids in memory (in-kind: the stock check
+        summed in PostgreSQL). Writes nothing. Nothing here."""
 
     def _release(self):
         """Called when approved entitlements are rejected, cancelled or expired (in-kind: stock)."""
@@ -973,11 +988,37 @@ class G2PEntitlementBase(models.AbstractModel):
             return
         program_of, managers = self.sudo()._program_managers()
         programs = [pid for pid, manager in managers.items() if manager.segregation_of_duties]
+        self.flush_recordset(["submitted_by_id", "program_id", "cycle_id"])
+        self._check_segregation_of(SQL("e.id = ANY(%s)", self.ids), programs)
+
+    @api.model
+    def _check_cycle_segregation(self, cycle):
+        """:meth:`_check_segregation` for every pending entitlement of this model in
+        ``cycle`` (g2p.cycle), in one query whatever their number (a whole cycle at
+        national scale: no id list in memory).
+
+        :raise UserError: ``[same_user]``, as :meth:`_check_segregation`."""
+        if self.env.su:
+            return
+        manager = (
+            self.env[self._manager_model()].sudo().search([("program_id", "=", cycle.program_id.id)], limit=1)
+        )
+        if not manager.segregation_of_duties:
+            return
+        self.flush_model(["submitted_by_id", "program_id", "cycle_id", "state"])
+        self._check_segregation_of(
+            SQL("e.cycle_id = %s AND e.state = 'pending_validation'", cycle.id), [cycle.program_id.id]
+        )
+
+    @api.model
+    def _check_segregation_of(self, condition, programs):
+        """Raise ``[same_user]`` for the first entitlement of this model matching
+        ``condition`` (SQL on alias ``e``) in ``programs`` (ids, their managers keeping
+        duties apart) that the user submitted, corrected, or whose cycle they approved."""
         if not programs:
             return
         self.env["g2p.entitlement.correction"].flush_model()
         self.env["g2p.cycle"].flush_model(["approved_by_id"])
-        self.flush_recordset(["submitted_by_id", "program_id", "cycle_id"])
         # SQL: three facts of 100,000 rows in one pass, no ORM read of the entitlements
         corrected = SQL(
             "EXISTS (SELECT 1 FROM g2p_entitlement_correction k WHERE k.res_model = %s"
@@ -989,13 +1030,13 @@ class G2PEntitlementBase(models.AbstractModel):
             SQL(
                 """SELECT e.id, e.submitted_by_id = %(uid)s, %(corrected)s, c.approved_by_id = %(uid)s
                      FROM %(table)s e JOIN g2p_cycle c ON c.id = e.cycle_id
-                    WHERE e.id = ANY(%(ids)s) AND e.program_id = ANY(%(programs)s)
+                    WHERE %(condition)s AND e.program_id = ANY(%(programs)s)
                       AND (e.submitted_by_id = %(uid)s OR c.approved_by_id = %(uid)s OR %(corrected)s)
                     ORDER BY e.id LIMIT 1""",
                 uid=self.env.uid,
                 corrected=corrected,
                 table=SQL.identifier(self._table),
-                ids=self.ids,
+                condition=condition,
                 programs=programs,
             )
         )

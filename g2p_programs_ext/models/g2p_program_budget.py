@@ -75,7 +75,9 @@ class G2PProgramBudget(models.Model):
 
         :param program_ids: list of g2p.program ids, or None with ``ids_by_model``
         :param states: entitlement states to count (None: any)
-        :param ids_by_model: {entitlement model name: ids} to count only those
+        :param ids_by_model: {entitlement model name: ids} to count only those; a value
+            may also be an ``SQL`` condition on the model's table (e.g. a whole cycle's
+            pending entitlements, without their ids in memory)
         :return: ({program id: float}, {cycle id: float})
         """
         arms = []
@@ -95,7 +97,10 @@ class G2PProgramBudget(models.Model):
             if states:
                 conditions.append(SQL("state = ANY(%s)", list(states)))
             if ids_by_model is not None:
-                conditions.append(SQL("id = ANY(%s)", list(ids_by_model[model])))
+                selected = ids_by_model[model]
+                conditions.append(
+                    selected if isinstance(selected, SQL) else SQL("id = ANY(%s)", list(selected))
+                )
             arms.append(
                 SQL(
                     "SELECT %s AS model, program_id, cycle_id, SUM(%s) FROM %s WHERE %s GROUP BY program_id, cycle_id",

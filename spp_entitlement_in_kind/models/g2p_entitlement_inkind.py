@@ -180,6 +180,15 @@ class G2PEntitlementInkind(models.Model):
         self.env["g2p.inkind.stock"].sudo()._check(self.sudo())
         return res
 
+    @api.model
+    def _check_cycle_before_approve(self, cycle):
+        """Refuse the approval of ``cycle``'s pending in-kind entitlements when stock
+        cannot cover them, summed in PostgreSQL (writing nothing).
+        :raise UserError: ``[no_warehouse]``, ``[out_of_stock]``."""
+        res = super()._check_cycle_before_approve(cycle)
+        self.env["g2p.inkind.allocation"].sudo()._check_cycle_stock(cycle)
+        return res
+
     def _release(self):
         """Give back the stock of approved entitlements about to be rejected, cancelled,
         expired or closed: what they will never take (quantity − quantity redeemed).

@@ -592,16 +592,33 @@ class G2PInkindAllocation(models.Model):
         their manager, storable product), one dict each: quantities in the product's UoM,
         the warehouse that would serve them now (the service point's, else the manager's)
         and their allocation (with its warehouse) when they already hold stock."""
+        self._stock_managed_query(
+            SQL(
+                """e.id, e.cycle_id, e.product_id, e.quantity / eu.factor * pu.factor,
+                   e.quantity_redeemed / eu.factor * pu.factor, e.service_point_id,
+                   COALESCE(sp.warehouse_id, mg.warehouse_id), e.allocation_id, a.warehouse_id"""
+            ),
+            SQL("e.id = ANY(%s)", list(entitlement_ids)),
+            SQL("ORDER BY e.id"),
+        )
+        names = ("id", "cycle_id", "product_id", "quantity", "redeemed", "service_point_id")
+        names += ("warehouse_id", "allocation_id", "allocation_warehouse_id")
+        return [dict(zip(names, row, strict=True)) for row in self.env.cr.fetchall()]
+
+    @api.model
+    def _stock_managed_query(self, columns, condition, tail):
+        """Run ``SELECT columns`` over the stock-managed in-kind entitlements matching
+        ``condition`` (SQL on alias ``e``; joined: ``it`` item, ``mg`` manager, ``eu`` /
+        ``pu`` the entitlement's and the product's UoM, ``sp`` service point, ``a``
+        allocation), then ``tail`` (ORDER BY / GROUP BY). Flushed first; reads only."""
         Entitlement = self.env["g2p.entitlement.inkind"]
         Entitlement.flush_model()
         self.env["spp.service.point"].flush_model(["warehouse_id"])
-        # Raw SQL: one read of up to 100,000 entitlements per approval with their manager,
+        # Raw SQL: one read of up to a whole cycle's entitlements with their manager,
         # service point and product, which the ORM would fetch record by record; reads only.
         self.env.cr.execute(
             SQL(
-                """SELECT e.id, e.cycle_id, e.product_id, e.quantity / eu.factor * pu.factor,
-                          e.quantity_redeemed / eu.factor * pu.factor, e.service_point_id,
-                          COALESCE(sp.warehouse_id, mg.warehouse_id), e.allocation_id, a.warehouse_id
+                """SELECT %s
                      FROM g2p_entitlement_inkind e
                      JOIN g2p_program_entitlement_manager_inkind_item it ON it.id = e.inkind_item_id
                      JOIN g2p_program_entitlement_manager_inkind mg ON mg.id = it.manager_id
@@ -611,14 +628,57 @@ class G2PInkindAllocation(models.Model):
                      JOIN uom_uom pu ON pu.id = pt.uom_id
                      LEFT JOIN spp_service_point sp ON sp.id = e.service_point_id
                      LEFT JOIN g2p_inkind_allocation a ON a.id = e.allocation_id
-                    WHERE e.id = ANY(%s) AND mg.manage_inventory AND pt.type = 'product'
-                    ORDER BY e.id""",
-                list(entitlement_ids),
+                    WHERE %s AND mg.manage_inventory AND pt.type = 'product'
+                    %s""",
+                columns,
+                condition,
+                tail,
             )
         )
-        names = ("id", "cycle_id", "product_id", "quantity", "redeemed", "service_point_id")
-        names += ("warehouse_id", "allocation_id", "allocation_warehouse_id")
-        return [dict(zip(names, row, strict=True)) for row in self.env.cr.fetchall()]
+
+    @api.model
+    def _check_cycle_stock(self, cycle):
+        """:meth:`_check_entitlements_stock` for every pending in-kind entitlement of
+        ``cycle`` (g2p.cycle), summed per (warehouse, product) in PostgreSQL: a whole
+        cycle at national scale (millions of entitlements) is checked without a row of it
+        in memory. Writes nothing.
+
+        :return: None
+        :raise UserError: ``[no_warehouse]``, ``[out_of_stock]`` as :meth:`_reserve_entitlements`."""
+        serving = SQL("COALESCE(a.warehouse_id, sp.warehouse_id, mg.warehouse_id)")
+        self._stock_managed_query(
+            SQL(
+                """%(serving)s, e.product_id,
+                   SUM(CASE WHEN e.allocation_id IS NOT NULL
+                            THEN (e.quantity - e.quantity_redeemed) / eu.factor * pu.factor
+                            ELSE e.quantity / eu.factor * pu.factor END),
+                   COUNT(*), MIN(e.id)""",
+                serving=serving,
+            ),
+            SQL("e.cycle_id = %s AND e.state = 'pending_validation'", cycle.id),
+            SQL("GROUP BY 1, 2"),
+        )
+        needs = {}
+        for warehouse_id, product_id, quantity, count, first_id in self.env.cr.fetchall():
+            if not warehouse_id:
+                entitlement = self.env["g2p.entitlement.inkind"].browse(first_id)
+                raise UserError(
+                    coded(
+                        "no_warehouse",
+                        _(
+                            "Entitlement %(name)s (and %(count)s more) has no warehouse to be served from: set a "
+                            "warehouse on the in-kind entitlement manager of %(program)s or on the service point. "
+                            "Nothing was approved.",
+                            name=entitlement.display_name,
+                            count=count - 1,
+                            program=entitlement.program_id.name,
+                        ),
+                    )
+                )
+            needs[(warehouse_id, product_id)] = quantity
+        shortages = self._shortages(needs)
+        if shortages:
+            raise UserError(self._shortage_message(shortages))
 
     # ------------------------------------------------------------------
     # Approval helpers

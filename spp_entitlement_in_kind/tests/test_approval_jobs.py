@@ -57,6 +57,36 @@ class TestApprovalJobs(InkindCommon):
         self.assertEqual(set(cycle.inkind_entitlement_ids.mapped("state")), {"pending_validation"})
         self.assertFalse(self.delivery_moves(cycle))
 
+    def test_no_warehouse_and_shortage_checked_in_sql_as_in_the_request(self):
+        """The whole-cycle checks above the threshold (summed in PostgreSQL) refuse what
+        the per-entitlement checks refuse below it, with the same codes and figures."""
+        self.add_stock(self.rice, self.wh_north, -95.0)
+        below = self.pending_cycle()
+        with self.assertRaisesRegex(
+            UserError, r"(?s)^\[out_of_stock\].*North Hub, Rice: needed 10.0 kg"
+        ) as sync:
+            below.with_user(self.validator).validate_entitlement()
+        cycle = self.pending_cycle()
+        self.approve_as_jobs_from_now()
+        with trap_jobs() as trap:
+            with self.assertRaises(UserError) as jobs:
+                cycle.with_user(self.validator).validate_entitlement()
+            trap.assert_jobs_count(0)
+        self.assertEqual(str(jobs.exception), str(sync.exception))
+        self.assertFalse(cycle.locked)
+        self.assertEqual(set(cycle.inkind_entitlement_ids.mapped("state")), {"pending_validation"})
+        self.add_stock(self.rice, self.wh_north, 95.0)
+        self.manager_inkind.warehouse_id = False
+        self.env["ir.config_parameter"].sudo().set_param("g2p_programs_ext.async_threshold", "1000")
+        without = self.pending_cycle()
+        self.approve_as_jobs_from_now()
+        with trap_jobs() as trap:
+            with self.assertRaisesRegex(UserError, r"^\[no_warehouse\] .*\(and \d+ more\)"):
+                without.with_user(self.validator).validate_entitlement()
+            trap.assert_jobs_count(0)
+        self.assertFalse(without.locked)
+        self.assertEqual(set(without.inkind_entitlement_ids.mapped("state")), {"pending_validation"})
+
     def test_job_run_twice_reserves_once(self):
         expected = self.reserved(self.approved_cycle())
         cycle = self.pending_cycle()

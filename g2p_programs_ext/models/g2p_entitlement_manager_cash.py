@@ -69,7 +69,8 @@ class G2PEntitlementManagerCash(models.Model):
         if not self.item_ids:
             return 0, 0
         ids_sql = SQL("(SELECT id FROM ids)")
-        parts = self._items_sql(ids_sql, shared=True)  # one grouped pass over the members
+        # the household summary where it answers, one grouped pass over the members for the rest
+        parts = self._items_sql(ids_sql, shared=True)
         if parts is None:
             return None
         Model = self.env["g2p.entitlement"].sudo()

@@ -106,11 +106,13 @@ class G2PEntitlementManagerCash(models.Model):
                 # inserted (a hashed NOT IN), not probed per row: with the table's statistics
                 # saying "empty" (analyzed before the first generation) the planner probed by
                 # a sequential scan, which also reads the rows this statement inserts
-                # (invisible to it, not skipped): quadratic.
+                # (invisible to it, not skipped): quadratic. Filtered by the ids array (an
+                # index condition, or a hashed test in a sequential scan), not joined with
+                # them: a join misestimated as one row became a nested loop over the ids.
                 """WITH ids AS MATERIALIZED (SELECT unnest(%(ids)s::int[]) AS id),
                    existing AS MATERIALIZED (
                        SELECT e.partner_id FROM g2p_entitlement e
-                       WHERE e.cycle_id = %(cycle)s AND e.partner_id IN (SELECT id FROM ids)),
+                       WHERE e.cycle_id = %(cycle)s AND e.partner_id = ANY(%(ids)s::int[])),
                    amounts AS MATERIALIZED (
                        SELECT p.id AS pid, %(total)s AS total, %(skipped)s AS skipped
                        FROM res_partner p %(joins)s %(laterals)s

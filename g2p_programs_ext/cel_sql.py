@@ -661,9 +661,11 @@ class Compiler:
             template = {
                 "startsWith": "(left(%s, char_length(%s)) = %s)",
                 "endsWith": "(right(%s, char_length(%s)) = %s)",
-                "contains": "(strpos(%s, %s) > 0 OR %s = '')",
+                # '' is in every string, but not in an absent one (NULL: an error)
+                "contains": "(strpos(%s, %s) > 0 OR (%s = '' AND %s IS NOT NULL))",
             }[method]
-            return Val(SQL(template, a.sql, b.sql, b.sql), "bool")
+            args = (a.sql, b.sql, b.sql, a.sql) if method == "contains" else (a.sql, b.sql, b.sql)
+            return Val(SQL(template, *args), "bool")
         raise Unsupported("`%s` has no SQL form here" % method)
 
     def _macro(self, target, method, args):

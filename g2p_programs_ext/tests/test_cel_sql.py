@@ -382,6 +382,18 @@ class TestCelSql(G2PCommon):
         self.assertEqual(self.sql_values(text, [h1, h2]), {h1: ERROR, h2: ERROR})
         self.assertEqual(self.runtime_values(text, acts), {h1: ERROR, h2: ERROR})
 
+    def test_contains_on_a_missing_fact(self):
+        """``x.contains('')`` is an error when x is absent (the long property test found
+        SQL saying true: '' is in every string, the absent one included)."""
+        group, without, with_id = self.make_registry([[{"birthdate": False}, {"birthdate": False}]])
+        ids = [group, without, with_id]
+        acts = self.activations(ids)
+        for text in ("me.id_number.contains('')", "!me.id_number.contains('')", "me.id_number.contains('x')"):
+            self.assertEqual(self.sql_values(text, ids), self.runtime_values(text, acts), text)
+        self.assertEqual(
+            self.sql_values("me.id_number.contains('')", ids), {group: ERROR, without: ERROR, with_id: True}
+        )
+
     def test_paths_named(self):
         """The forms say which path a text takes and why."""
         self.assertEqual(

@@ -216,7 +216,8 @@ class Compiler:
         self.grouped = None
         self.depth = 0
         # member_facts (with hoist): the aggregates the household summary answers exactly
-        # (g2p_household_member_facts, see _facts_exists) read it instead of the members
+        # (g2p_household_member_facts, see _facts_exists and _facts_size) read it instead
+        # of the members
         self.member_facts = member_facts and hoist is not None
         self.facts_used = False
 
@@ -610,6 +611,9 @@ class Compiler:
         return Val(self._present(row.alias, str(node.children[1])), "bool")
 
     def _size(self, arg):
+        counted = self._facts_size(arg)
+        if counted is not None:
+            return counted
         out = self.expr(arg)
         if isinstance(out, _List):
             if self._facts_ready(out):
@@ -657,9 +661,11 @@ class Compiler:
             template = {
                 "startsWith": "(left(%s, char_length(%s)) = %s)",
                 "endsWith": "(right(%s, char_length(%s)) = %s)",
-                "contains": "(strpos(%s, %s) > 0 OR %s = '')",
+                # '' is in every string, but not in an absent one (NULL: an error)
+                "contains": "(strpos(%s, %s) > 0 OR (%s = '' AND %s IS NOT NULL))",
             }[method]
-            return Val(SQL(template, a.sql, b.sql, b.sql), "bool")
+            args = (a.sql, b.sql, b.sql, a.sql) if method == "contains" else (a.sql, b.sql, b.sql)
+            return Val(SQL(template, *args), "bool")
         raise Unsupported("`%s` has no SQL form here" % method)
 
     def _macro(self, target, method, args):
@@ -813,21 +819,12 @@ class Compiler:
             left, right = self._facts_atoms(node.children[0], var), self._facts_atoms(node.children[1], var)
             return left + right if left is not None and right is not None else None
         if node.data == "relation" and len(node.children) == 2:
-            op_node, right = node.children
-            op = op_node.data.split("_")[1] if isinstance(op_node, Tree) else None
-            if op not in ("lt", "le", "gt", "ge"):
-                return None
-            left = op_node.children[0]
-            if _member_fact(right, var) == "age":
-                left, right = right, left
-                op = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}[op]
-            value = _int_literal(right)
-            if _member_fact(left, var) != "age" or value is None or not 0 <= value <= 150:
+            age = self._facts_age_atom(node, var)
+            if age is None:
                 return None
             # as _age_by_date: age >= n exactly when the birthdate is on or before the cutoff
-            n = value + 1 if op in ("le", "gt") else value
-            cutoff = _age_cutoff(self.today, n)
-            if op in ("ge", "gt"):
+            at_least, cutoff = age
+            if at_least:
                 return [(SQL("(%s.birthdate_min <= %%s::date)" % f, cutoff), True)]
             return [(SQL("(%s.birthdate_max > %%s::date)" % f, cutoff), True)]
         name = _member_fact(node, var)
@@ -838,6 +835,100 @@ class Compiler:
             if name in self._FACT_COUNTS:
                 return [(SQL("(%s.member_count > %s.%s)" % (f, f, self._FACT_COUNTS[name])), False)]
         return None
+
+    # CEL: ``size(members.filter(m, A))`` is an error when A errs on some member (filter
+    # keeps no error), else the number of members that make A true. For one atom A that
+    # reads one fact: a boolean fact is always present, so the summary's count (or the
+    # member count minus it, for its negation); an age atom errs exactly on a member
+    # without a birthdate, so an error when one lacks it, else the members born on or
+    # before the atom's cutoff (age >= n), or after it (age < n), counted by a binary
+    # search of the sorted birthdates. No summary row: no active member, 0.
+    def _facts_size(self, arg):
+        """``size(<arg>)`` from the summary (a Val of type int) when ``arg`` is
+        ``members.filter(v, A)`` at the top level of a hoisted query with the summary
+        enabled, A one atom :meth:`_facts_count` answers; None otherwise (then compiled
+        as any list)."""
+        if not self.member_facts or self.depth or "members" in self.scope:
+            return None
+        node = _unwrap(arg)
+        if not (
+            isinstance(node, Tree)
+            and node.data == "member_dot_arg"
+            and len(node.children) == 3
+            and str(node.children[1]) == "filter"
+        ):
+            return None
+        target = _unwrap(node.children[0])
+        if not (isinstance(target, Tree) and target.data == "ident" and str(target.children[0]) == "members"):
+            return None
+        args = _args(node.children[2])
+        if len(args) != 2:
+            return None
+        try:
+            var = _var_name(args[0])
+        except Unsupported:
+            return None
+        count = self._facts_count(args[1], var)
+        if count is None:
+            return None
+        self.uses_members = True
+        return Val(count, "int")
+
+    def _facts_count(self, node, var):
+        """SQL bigint over the summary: how many members make the single atom ``node``
+        (over the member ``var``) true, NULL (an error) when an age atom meets a member
+        without a birthdate; None when ``node`` is not such an atom."""
+        f = "%smf" % self.prefix
+        node = _unwrap(node)
+        age = self._facts_age_atom(node, var)
+        if age is not None:
+            at_least, cutoff = age
+            # born on or before the cutoff: width_bucket's binary search of the sorted array
+            born_by = "width_bucket(%%s::date, %s.birthdates)" % f
+            count = born_by if at_least else "cardinality(%s.birthdates) - %s" % (f, born_by)
+            self._facts()
+            return SQL(
+                "(CASE WHEN %s.group_id IS NULL THEN 0 WHEN %s.birthdate_missing > 0 THEN NULL ELSE %s END)::bigint"
+                % (f, f, count),
+                cutoff,
+            )
+        name = _member_fact(node, var)
+        if name in self._FACT_COUNTS:
+            self._facts()
+            return SQL("coalesce(%s.%s, 0)::bigint" % (f, self._FACT_COUNTS[name]))
+        if (
+            isinstance(node, Tree)
+            and node.data == "unary"
+            and len(node.children) == 2
+            and node.children[0].data == "unary_not"
+        ):
+            name = _member_fact(node.children[1], var)
+            if name in self._FACT_COUNTS:
+                self._facts()
+                return SQL("coalesce(%s.member_count - %s.%s, 0)::bigint" % (f, f, self._FACT_COUNTS[name]))
+        return None
+
+    def _facts_age_atom(self, node, var):
+        """(at_least, cutoff) when ``node`` is ``<var>.age <op> N`` or ``N <op> <var>.age``
+        (N an int literal from 0 to 150): the atom holds exactly when the birthdate is on
+        or before ``cutoff`` (at_least) or after it (not at_least), as :meth:`_age_by_date`;
+        None otherwise."""
+        if not (isinstance(node, Tree) and node.data == "relation" and len(node.children) == 2):
+            return None
+        op_node, right = node.children
+        op = op_node.data.split("_")[1] if isinstance(op_node, Tree) else None
+        if op not in ("lt", "le", "gt", "ge"):
+            return None
+        left = op_node.children[0]
+        if _member_fact(right, var) == "age":
+            left, right = right, left
+            op = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}[op]
+        value = _int_literal(right)
+        if _member_fact(left, var) != "age" or value is None or not 0 <= value <= 150:
+            return None
+        # age <= N: age < N + 1; age > N: age >= N + 1
+        n = value + 1 if op in ("le", "gt") else value
+        return op in ("ge", "gt"), _age_cutoff(self.today, n)
 
     def _facts_exists(self, atoms):
         f = self._facts()

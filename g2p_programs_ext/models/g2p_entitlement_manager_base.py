@@ -91,8 +91,11 @@ class G2PEntitlementManagerBase(models.AbstractModel):
         """[(lateral, figure, skipped, joins)] of each item (see the item's
         ``_sql_contribution``), or None when one of them runs per beneficiary. With
         ``shared``, the items' aggregates over ``members`` share one grouped join,
-        given with the first item's joins (for one query over all the items)."""
-        compiler = cel_sql.shared_compiler(ids_sql) if shared else None
+        given with the first item's joins (for one query over all the items). The
+        context key ``cel_grouped_pass`` keeps every aggregate over ``members`` in the
+        grouped pass (no household summary: the previous path, for comparisons)."""
+        member_facts = not self.env.context.get("cel_grouped_pass")
+        compiler = cel_sql.shared_compiler(ids_sql, member_facts=member_facts) if shared else None
         parts = []
         for index, item in enumerate(self.item_ids):
             part = item._sql_contribution(ids_sql, "i%d" % index, compiler)
@@ -206,12 +209,13 @@ class G2PEntitlementItemMixin(models.AbstractModel):
         aggregates over ``members`` go to its one grouped join (then not in ``joins``)."""
         today = fields.Date.context_today(self)
         extra = {self._base_variable(): base}
+        facts = not self.env.context.get("cel_grouped_pass")  # see the manager's _items_sql
         ok, joins = SQL("true"), []
         if condition is not None:
             if compiler is not None:
                 ok = condition.shared_part(compiler, "p", today)
             else:
-                ok, join = condition.parts("p", today, ids_sql, prefix=prefix + "c")
+                ok, join = condition.parts("p", today, ids_sql, prefix=prefix + "c", member_facts=facts)
                 joins.append(join)
             if condition.type != "bool":
                 ok = SQL("(CASE WHEN %s IS NULL THEN NULL ELSE false END)", ok)
@@ -223,7 +227,9 @@ class G2PEntitlementItemMixin(models.AbstractModel):
             if compiler is not None:
                 value = formula.shared_part(compiler, "p", today, extra)
             else:
-                value, join = formula.parts("p", today, ids_sql, extra, prefix=prefix + "f")
+                value, join = formula.parts(
+                    "p", today, ids_sql, extra, prefix=prefix + "f", member_facts=facts
+                )
                 joins.append(join)
             guard = "v > 0" if formula.type == "int" else "v > 0 AND v < 'Infinity'"
             figure = SQL(

@@ -69,7 +69,8 @@ class G2PEntitlementManagerCash(models.Model):
         if not self.item_ids:
             return 0, 0
         ids_sql = SQL("(SELECT id FROM ids)")
-        parts = self._items_sql(ids_sql, shared=True)  # one grouped pass over the members
+        # the household summary where it answers, one grouped pass over the members for the rest
+        parts = self._items_sql(ids_sql, shared=True)
         if parts is None:
             return None
         Model = self.env["g2p.entitlement"].sudo()
@@ -101,13 +102,22 @@ class G2PEntitlementManagerCash(models.Model):
         self.env.cr.execute("SET LOCAL work_mem = '64MB'")  # the members' grouped aggregates, in memory
         self.env.cr.execute(
             SQL(
+                # The beneficiaries that already have one, read once before any row is
+                # inserted (a hashed NOT IN), not probed per row: with the table's statistics
+                # saying "empty" (analyzed before the first generation) the planner probed by
+                # a sequential scan, which also reads the rows this statement inserts
+                # (invisible to it, not skipped): quadratic. Filtered by the ids array (an
+                # index condition, or a hashed test in a sequential scan), not joined with
+                # them: a join misestimated as one row became a nested loop over the ids.
                 """WITH ids AS MATERIALIZED (SELECT unnest(%(ids)s::int[]) AS id),
+                   existing AS MATERIALIZED (
+                       SELECT e.partner_id FROM g2p_entitlement e
+                       WHERE e.cycle_id = %(cycle)s AND e.partner_id = ANY(%(ids)s::int[])),
                    amounts AS MATERIALIZED (
                        SELECT p.id AS pid, %(total)s AS total, %(skipped)s AS skipped
                        FROM res_partner p %(joins)s %(laterals)s
                        WHERE p.id IN (SELECT id FROM ids)
-                         AND NOT EXISTS (SELECT 1 FROM g2p_entitlement e
-                                         WHERE e.cycle_id = %(cycle)s AND e.partner_id = p.id)),
+                         AND p.id NOT IN (SELECT partner_id FROM existing)),
                    ins AS (%(insert)s)
                    SELECT (SELECT count(*) FROM ins), (SELECT coalesce(sum(skipped), 0) FROM amounts)""",
                 ids=list(partner_ids),

@@ -7,7 +7,10 @@ _logger = logging.getLogger(__name__)
 
 # The facts of a household's active members, aggregated (one row per household with at
 # least one active member; none: no member). Birthdates, never ages: an age changes with
-# the date, a birthdate does not, so the summary never goes stale.
+# the date, a birthdate does not, so the summary never goes stale. Besides the earliest and
+# latest, every birthdate, sorted (``birthdates``, a date[] without NULLs: the members who
+# have one): how many members are born on or before a date is then one binary search
+# (``width_bucket(date, birthdates)``), which answers ``size(members.filter(m, m.age < 5))``.
 #
 # Kept by PostgreSQL itself: statement-level triggers (with transition tables) on
 # g2p_group_membership (insert, update, delete) and res_partner (update of a member's
@@ -28,10 +31,12 @@ BEGIN
                         WHERE gm.group_id = f.group_id AND gm.end_date IS NULL);
     INSERT INTO g2p_household_member_facts AS f
            (group_id, member_count, birthdate_min, birthdate_max, birthdate_missing,
-            pregnant_count, disability_count)
+            pregnant_count, disability_count, birthdates)
     SELECT gm.group_id, count(*), min(p.birthdate), max(p.birthdate),
            count(*) FILTER (WHERE p.birthdate IS NULL),
-           count(*) FILTER (WHERE p.is_pregnant), count(*) FILTER (WHERE p.has_disability)
+           count(*) FILTER (WHERE p.is_pregnant), count(*) FILTER (WHERE p.has_disability),
+           coalesce(array_agg(p.birthdate ORDER BY p.birthdate) FILTER (WHERE p.birthdate IS NOT NULL),
+                    '{}'::date[])
       FROM (SELECT DISTINCT g FROM unnest(gids) g WHERE g IS NOT NULL) h
       JOIN g2p_group_membership gm ON gm.group_id = h.g AND gm.end_date IS NULL
       JOIN res_partner p ON p.id = gm.individual_id
@@ -39,12 +44,14 @@ BEGIN
     ON CONFLICT (group_id) DO UPDATE
        SET member_count = EXCLUDED.member_count, birthdate_min = EXCLUDED.birthdate_min,
            birthdate_max = EXCLUDED.birthdate_max, birthdate_missing = EXCLUDED.birthdate_missing,
-           pregnant_count = EXCLUDED.pregnant_count, disability_count = EXCLUDED.disability_count
+           pregnant_count = EXCLUDED.pregnant_count, disability_count = EXCLUDED.disability_count,
+           birthdates = EXCLUDED.birthdates
      WHERE (f.member_count, f.birthdate_min, f.birthdate_max, f.birthdate_missing,
-            f.pregnant_count, f.disability_count)
+            f.pregnant_count, f.disability_count, f.birthdates)
            IS DISTINCT FROM
            (EXCLUDED.member_count, EXCLUDED.birthdate_min, EXCLUDED.birthdate_max,
-            EXCLUDED.birthdate_missing, EXCLUDED.pregnant_count, EXCLUDED.disability_count);
+            EXCLUDED.birthdate_missing, EXCLUDED.pregnant_count, EXCLUDED.disability_count,
+            EXCLUDED.birthdates);
 END $$
 """
 
@@ -95,14 +102,15 @@ TRIGGERS = [
 # The whole summary, from the memberships (init's rebuild; the tests compare with it)
 SUMMARY = """
 SELECT gm.group_id, count(*), min(p.birthdate), max(p.birthdate), count(*) FILTER (WHERE p.birthdate IS NULL),
-       count(*) FILTER (WHERE p.is_pregnant), count(*) FILTER (WHERE p.has_disability)
+       count(*) FILTER (WHERE p.is_pregnant), count(*) FILTER (WHERE p.has_disability),
+       coalesce(array_agg(p.birthdate ORDER BY p.birthdate) FILTER (WHERE p.birthdate IS NOT NULL), '{}'::date[])
   FROM g2p_group_membership gm JOIN res_partner p ON p.id = gm.individual_id
  WHERE gm.end_date IS NULL
  GROUP BY gm.group_id
 """
 FILL = (
     "INSERT INTO g2p_household_member_facts (group_id, member_count, birthdate_min, birthdate_max,"
-    " birthdate_missing, pregnant_count, disability_count) " + SUMMARY
+    " birthdate_missing, pregnant_count, disability_count, birthdates) " + SUMMARY
 )
 
 
@@ -116,11 +124,12 @@ def drop_triggers(cr):
 class G2PHouseholdMemberFacts(models.Model):
     """Per household, the facts of its active members that answer CEL atoms over
     ``members`` without reading the members (``cel_sql``: ``members.exists(m, A || B)``
-    with atoms such as ``m.age < 5`` or ``m.is_pregnant``, ``size(members)``).
+    with atoms such as ``m.age < 5`` or ``m.is_pregnant``, ``size(members)``, and
+    ``size(members.filter(m, A))`` for one such atom).
 
     Maintained by PostgreSQL triggers on every path (see above); read in SQL only, by
     the eligible count and enrollment over the ORM's own query of the households (so
-    record rules apply there); through the ORM only administrators may read it (it
+    record rules apply there) and by generation over the cycle's members; through the ORM only administrators may read it (it
     summarises members of every company).
     ``_refresh(household_ids)`` recomputes given households; ``init()`` (install and
     every upgrade) rebuilds the whole table and installs the triggers.
@@ -142,9 +151,15 @@ class G2PHouseholdMemberFacts(models.Model):
     birthdate_missing = fields.Integer(readonly=True, help="Members without a birthdate (no age).")
     pregnant_count = fields.Integer(readonly=True)
     disability_count = fields.Integer(readonly=True)
+    # ``birthdates date[]``: the members' birthdates, sorted, without NULLs ('{}': none has
+    # one). A column of init()'s, not a field: Odoo has no array field, and only cel_sql
+    # reads it, in SQL (width_bucket needs the array itself).
 
     def init(self):
         cr = self.env.cr
+        cr.execute(
+            "ALTER TABLE g2p_household_member_facts ADD COLUMN IF NOT EXISTS birthdates date[] NOT NULL DEFAULT '{}'"
+        )
         # One row per household (ON CONFLICT of the refresh); the other columns included so
         # that the eligible count reads the summary by an index-only scan, merged in id
         # order with the households' index on res_partner (res.partner's init()).

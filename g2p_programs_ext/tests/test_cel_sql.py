@@ -80,8 +80,22 @@ def _macro(draw, method, var, body):
     return ("members.%s(%s, %s)" % (method, inner_var, pred[0]), pred[1])
 
 
+# counts of members by one atom: the household summary answers them at the top level
+# (the sorted birthdates, the pregnancy and disability counts), the grouped pass inside
+# a macro and the correlated subqueries everywhere; the three are compared
+COUNT_LEAVES = [
+    "size(members.filter(k, k.age < 5))",
+    "size(members.filter(k, k.age >= 60))",
+    "members.filter(k, 18 <= k.age).size()",
+    "size(members.filter(k, k.age <= 0))",
+    "size(members.filter(k, k.age > 24))",
+    "size(members.filter(k, k.is_pregnant))",
+    "size(members.filter(k, !k.has_disability))",
+]
+
+
 def ints(depth, var=None):
-    leaves = [*INT_LITS, "me.age", "me.household_size", "size(members)"]
+    leaves = [*INT_LITS, "me.age", "me.household_size", "size(members)", *COUNT_LEAVES]
     if var:
         leaves += ["%s.age" % var, "%s.household_size" % var]
     base = _leaf(leaves)
@@ -368,10 +382,26 @@ class TestCelSql(G2PCommon):
         self.assertEqual(self.sql_values(text, [h1, h2]), {h1: ERROR, h2: ERROR})
         self.assertEqual(self.runtime_values(text, acts), {h1: ERROR, h2: ERROR})
 
+    def test_contains_on_a_missing_fact(self):
+        """``x.contains('')`` is an error when x is absent (the long property test found
+        SQL saying true: '' is in every string, the absent one included)."""
+        group, without, with_id = self.make_registry([[{"birthdate": False}, {"birthdate": False}]])
+        ids = [group, without, with_id]
+        acts = self.activations(ids)
+        for text in ("me.id_number.contains('')", "!me.id_number.contains('')", "me.id_number.contains('x')"):
+            self.assertEqual(self.sql_values(text, ids), self.runtime_values(text, acts), text)
+        self.assertEqual(
+            self.sql_values("me.id_number.contains('')", ids), {group: ERROR, without: ERROR, with_id: True}
+        )
+
     def test_paths_named(self):
         """The forms say which path a text takes and why."""
         self.assertEqual(
             cel.path_label("members.exists(m, m.age < 5)"),
+            "evaluated in SQL, members' facts read from the household summary",
+        )
+        self.assertEqual(
+            cel.path_label("10.0 * double(size(members.filter(m, m.age < 5)))"),
             "evaluated in SQL, members' facts read from the household summary",
         )
         self.assertEqual(cel.path_label("members.exists(m, m.gender == 'male')"), "evaluated in SQL")
@@ -461,7 +491,8 @@ class TestCelSql(G2PCommon):
 
     def test_enrollment_and_generation_parity(self):
         """The demo's rule and formulas (and a rule with an error): the same memberships,
-        error counts and entitlement amounts by SQL and per beneficiary."""
+        error counts and entitlement amounts by SQL (the household summary, and the
+        grouped pass over the members) and per beneficiary."""
         rows = [
             [{"birthdate": self.born(3)}, {"birthdate": self.born(30)}],
             [{"birthdate": self.born(65), "gender": "female"}],
@@ -473,6 +504,9 @@ class TestCelSql(G2PCommon):
                 {"birthdate": self.born(4)},
                 {"birthdate": self.born(1)},
             ],
+            # 29 February: 5 years old on 28 February of a common year, as the age field
+            [{"birthdate": self.today - relativedelta(years=5, days=1), "is_pregnant": True}],
+            [{"birthdate": date(2000, 2, 29), "has_disability": True}, {"birthdate": date(2020, 2, 29)}],
         ]
         for i, members in enumerate(rows):
             self.make_household("PAR %s" % i, members) if members else self.Partner.create(
@@ -484,31 +518,46 @@ class TestCelSql(G2PCommon):
             {"amount": 0.0, "formula": "10.0 * double(size(members.filter(m, m.age < 5)))"},
             {"amount": 50.0, "formula": "base_amount * double(size(members.filter(m, m.age < 5)))"},
             {"amount": 100.0, "multiplier_field": "household_size", "max_multiplier": 2},
+            {"amount": 0.0, "formula": "5.0 * double(size(members.filter(m, m.age >= 60)))"},
         ]
+        self.assertTrue(
+            all(
+                cel_sql.compile_expression(vals["formula"], {"base_amount": "double"}).uses_member_facts
+                for vals in items
+                if vals.get("formula")
+            )
+        )
         results = []
-        for per_beneficiary in (False, True):
-            program = self._program(rule, items).with_context(cel_per_beneficiary=per_beneficiary)
+        for context in ({}, {"cel_grouped_pass": True}, {"cel_per_beneficiary": True}):
+            program = self._program(rule, items).with_context(**context)
             program = program.with_user(self.officer)
             program.enroll_eligible_registrants()
             enrolled = program.sudo().program_membership_ids.filtered(lambda m: m.state == "enrolled")
             counts = program.sudo()._eligibility_counts()
             cycle = self.env["g2p.cycle"].browse(program.create_new_cycle()).with_user(self.officer)
-            cycle = cycle.with_context(cel_per_beneficiary=per_beneficiary)
+            cycle = cycle.with_context(**context)
             cycle.prepare_entitlement()
             amounts = {
                 e.partner_id.name: e.initial_amount
                 for e in self.env["g2p.entitlement"].sudo().search([("cycle_id", "=", cycle.id)])
             }
             results.append((sorted(enrolled.partner_id.mapped("name")), tuple(counts), amounts))
-        self.assertEqual(results[0], results[1])
+        self.assertEqual(results[0], results[1], "summary vs grouped pass")
+        self.assertEqual(results[0], results[2], "SQL vs per beneficiary")
         names, counts, amounts = results[0]
         # PAR 3 (no birthdate, nothing else true) errs: skipped and counted; PAR 4 is empty
-        self.assertEqual(names, ["PAR 0", "PAR 1", "PAR 2", "PAR 5"])
-        self.assertEqual(counts, (4, 1, 6))
+        self.assertEqual(names, ["PAR 0", "PAR 1", "PAR 2", "PAR 5", "PAR 6", "PAR 7"])
+        self.assertEqual(counts, (6, 1, 8))
         # PAR 5: 300 + 10*2 + 50*2 + 100*min(3, 2) = 620; PAR 0: 300 + 10 + 50 + 200 = 560
         self.assertEqual(amounts["PAR 5"], 620.0)
         self.assertEqual(amounts["PAR 0"], 560.0)
-        self.assertEqual(amounts["PAR 1"], 400.0)
+        # PAR 1: 300 + 100 + 5 (aged 65); PAR 2: no birthdate, the formulas err: 300 + 100
+        self.assertEqual(amounts["PAR 1"], 405.0)
+        self.assertEqual(amounts["PAR 2"], 400.0)
+        # PAR 6: born 5 years and a day ago: 5, no child; PAR 7: a child born 29 February 2020
+        self.assertEqual(amounts["PAR 6"], 400.0)
+        under_5 = relativedelta(self.today, date(2020, 2, 29)).years < 5  # the age field's rule
+        self.assertEqual(amounts["PAR 7"], 300.0 + 200.0 + (60.0 if under_5 else 0.0))
 
     def test_formula_guide_examples(self):
         """Every pattern of the formula guide (004): fixed amount, per household member,

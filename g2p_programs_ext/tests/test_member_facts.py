@@ -1,7 +1,8 @@
 """The household summary of the members' facts (g2p.household.member.facts).
 
-It answers ``members.exists(m, A || B ...)`` over single-fact atoms and ``size(members)``
-for the eligible count and enrollment. These tests check that it follows every path
+It answers ``members.exists(m, A || B ...)`` over single-fact atoms, ``size(members)``
+and ``size(members.filter(m, A))`` for one such atom, for the eligible count, enrollment
+and generation. These tests check that it follows every path
 that changes members or their facts (the ORM as a registry officer, the registry
 import's raw SQL) and that its answers, errors included, are those of the grouped pass
 over the members and of the official runtime per beneficiary (also over random
@@ -41,16 +42,33 @@ _ATOMS = [
     "!m.has_disability",
     "(m.age < 2)",
 ]
+# ... and counts of members that make one atom true (ints, doubles, bools over them)
+COUNTS = st.sampled_from(_ATOMS).flatmap(
+    lambda atom: st.sampled_from(
+        [
+            "size(members.filter(m, %s))" % atom,
+            "members.filter(m, %s).size()" % atom,
+            "10.0 * double(size(members.filter(m, %s)))" % atom,
+            "size(members.filter(m, %s)) >= 2" % atom,
+            "size(members.filter(m, %s)) == 0" % atom,
+        ]
+    )
+)
 FACT_TEXTS = st.one_of(
     st.lists(st.sampled_from(_ATOMS), min_size=1, max_size=3).map(
         lambda atoms: "members.exists(m, %s)" % " || ".join(atoms)
     ),
     st.sampled_from(["size(members) > 2", "size(members) == 0", "members.size() >= 1"]),
+    COUNTS.filter(lambda text: text.endswith(("2", "0"))),
 )
 TEXTS = st.one_of(
     FACT_TEXTS,
     st.tuples(FACT_TEXTS, st.sampled_from(["&&", "||"]), FACT_TEXTS).map(lambda t: "%s %s %s" % t),
     st.just(DEMO_RULE),
+    COUNTS,
+    st.tuples(COUNTS.filter(lambda text: not text.endswith(("2", "0"))), COUNTS)
+    .filter(lambda t: t[0].startswith("10.0") == t[1].startswith("10.0") and not t[1].endswith(("2", "0")))
+    .map(lambda t: "%s + %s" % t),
 )
 SETTINGS = settings(
     max_examples=300 if LONG else 25,
@@ -101,7 +119,7 @@ class TestMemberFacts(G2PCommon):
         self.env.cr.execute(
             SQL(
                 "SELECT group_id, member_count, birthdate_min, birthdate_max, birthdate_missing, pregnant_count,"
-                " disability_count FROM g2p_household_member_facts ORDER BY group_id"
+                " disability_count, birthdates FROM g2p_household_member_facts ORDER BY group_id"
             )
         )
         kept = self.env.cr.fetchall()
@@ -113,9 +131,29 @@ class TestMemberFacts(G2PCommon):
         """The program form says when the summary answers; the grouped pass otherwise."""
         self.assertIn("household summary", self.program.eligibility_path)
         self.assertTrue(cel_sql.compile_expression(DEMO_RULE).uses_member_facts)
-        for text in ("members.exists(m, m.gender == 'male')", "size(members.filter(m, m.age < 5)) > 0"):
-            self.assertEqual(cel.path_label(text), "evaluated in SQL")
-            self.assertFalse(cel_sql.compile_expression(text).uses_member_facts)
+        for text in (
+            "members.exists(m, m.gender == 'male')",
+            # a count over two atoms: a member may make both true, the summary cannot tell
+            "size(members.filter(m, m.age < 5 || m.is_pregnant)) > 0",
+            "size(members.filter(m, m.age < 5 && m.has_disability))",
+            "size(members.filter(m, m.age < 200))",  # beyond the ages compared by date
+            "size(members.filter(m, m.age < 5).filter(n, n.is_pregnant))",
+            "members.exists(m, size(members.filter(n, n.age < 5)) > 1)",  # inside a macro
+        ):
+            self.assertEqual(cel.path_label(text), "evaluated in SQL", text)
+            self.assertFalse(cel_sql.compile_expression(text).uses_member_facts, text)
+        # the demo's formulas: counts of members by one atom, from the summary's birthdates
+        for text in (
+            "10.0 * double(size(members.filter(m, m.age < 5)))",
+            "5.0 * double(size(members.filter(m, m.age >= 60)))",
+            "members.filter(m, m.is_pregnant).size() > 0",
+            "size(members.filter(m, !m.has_disability))",
+        ):
+            self.assertEqual(
+                cel.path_label(text, {"base_amount": "double"}),
+                "evaluated in SQL, members' facts read from the household summary",
+                text,
+            )
         # `me` mentioned inside the predicate: not single-member facts
         self.assertFalse(cel_sql.compile_expression("members.exists(m, m.age < me.age)").uses_member_facts)
 

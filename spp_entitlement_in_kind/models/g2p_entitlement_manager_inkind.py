@@ -126,14 +126,24 @@ class G2PEntitlementManagerInkind(models.Model):
             # officer's rights.
             self.env.cr.execute(
                 SQL(
+                    # The beneficiaries that already have one, read once before any row is
+                    # inserted (a hashed NOT IN), not probed per row: with the table's
+                    # statistics saying "empty" (analyzed before the first generation) the
+                    # planner probed by a sequential scan, which also reads the rows this
+                    # statement inserts (invisible to it, not skipped): quadratic. Filtered by
+                    # the ids array (an index condition, or a hashed test in a sequential
+                    # scan), not joined with them: a join misestimated as one row became a
+                    # nested loop over the ids.
                     """WITH ids AS MATERIALIZED (SELECT unnest(%(ids)s::int[]) AS id),
+                       existing AS MATERIALIZED (
+                           SELECT e.partner_id FROM g2p_entitlement_inkind e
+                           WHERE e.cycle_id = %(cycle)s AND e.inkind_item_id = %(item)s
+                             AND e.partner_id = ANY(%(ids)s::int[])),
                        figures AS MATERIALIZED (
                            SELECT p.id AS pid, %(figure)s AS figure, %(skipped)s AS skipped
                            FROM res_partner p %(joins)s %(lateral)s
                            WHERE p.id IN (SELECT id FROM ids)
-                             AND NOT EXISTS (SELECT 1 FROM g2p_entitlement_inkind e
-                                             WHERE e.cycle_id = %(cycle)s AND e.partner_id = p.id
-                                               AND e.inkind_item_id = %(item)s)),
+                             AND p.id NOT IN (SELECT partner_id FROM existing)),
                        ins AS (%(insert)s)
                        SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM figures WHERE skipped)""",
                     ids=list(partner_ids),

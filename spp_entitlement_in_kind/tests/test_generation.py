@@ -1,4 +1,5 @@
 import psycopg2
+from dateutil.relativedelta import relativedelta
 
 from odoo.addons.queue_job.tests.common import trap_jobs
 from odoo.exceptions import ValidationError
@@ -95,6 +96,64 @@ class TestInkindGeneration(InkindCommon):
         self.assertEqual(h3_rice["warehouse_id"], self.wh_main.id)
         self.assertEqual(h3_rice["state"], "pending_validation")
         self.assertEqual(rows[1][(self.h1.id, self.rice_item.id)]["warehouse_id"], self.wh_north.id)
+
+    def test_summary_grouped_pass_and_runtime_agree(self):
+        """The demo's in-kind condition and counts of members by one atom in the formulas:
+        the same rows whether the household summary answers them (the members' sorted
+        birthdates, the pregnancy count), the grouped pass over the members
+        (``cel_grouped_pass``) or the official runtime per beneficiary. H3 has a member
+        without a birthdate: its age count errs (skipped), its condition does not (a child)."""
+        births = {
+            self.h1: [self.born(2), self.born(30), self.born(35)],
+            self.h2: [self.born(40)],
+            self.h3: [self.born(1), self.born(10), False, self.born(60), self.born(61)],
+            # a day short of 5, and 5 today
+            self.h4: [self.born(5) + relativedelta(days=1), self.born(5)],
+        }
+        for household, dates in births.items():
+            memberships = self.env["g2p.group.membership"].search(
+                [("group_id", "=", household.id)], order="id"
+            )
+            for membership, birthdate in zip(memberships, dates, strict=True):
+                membership.individual_id.birthdate = birthdate
+        self.env["g2p.group.membership"].search(
+            [("group_id", "=", self.h2.id)]
+        ).individual_id.is_pregnant = True
+        self.rice_item.write(
+            {
+                "condition_expression": "members.exists(m, m.is_pregnant || m.age < 5)",
+                "formula": "base_quantity * double(size(members.filter(m, m.age < 5)))",
+            }
+        )
+        self.oil_item.write(
+            {"condition": False, "formula": "base_quantity * double(size(members.filter(m, !m.is_pregnant)))"}
+        )
+        for item in self.rice_item | self.oil_item:
+            self.assertIn("household summary", item.cel_path)
+        cycle = self.new_cycle().with_user(self.officer)
+        volatile = {"id", "create_date", "write_date", "date_submitted"}
+        rows = []
+        for context in ({}, {"cel_grouped_pass": True}, {"cel_per_beneficiary": True}):
+            cycle.with_context(**context).prepare_entitlement()
+            self.env.flush_all()
+            self.env.cr.execute("SELECT * FROM g2p_entitlement_inkind WHERE cycle_id = %s", [cycle.id])
+            found = {(r["partner_id"], r["inkind_item_id"]): r for r in self.env.cr.dictfetchall()}
+            rows.append({key: {k: v for k, v in r.items() if k not in volatile} for key, r in found.items()})
+            self.env["g2p.entitlement.inkind"].sudo().search([("cycle_id", "=", cycle.id)]).unlink()
+        self.assertEqual(rows[0], rows[1], "summary vs grouped pass")
+        self.assertEqual(rows[0], rows[2], "SQL vs per beneficiary")
+        quantities = {(key[0], key[1]): float(r["quantity"]) for key, r in rows[0].items()}
+        rice, oil = self.rice_item.id, self.oil_item.id
+        # rice: 2,500 g per child under 5, times the members (at most 4); H2: pregnant, no
+        # child (0: nothing); H3: a member without a birthdate (skipped); H4: one child
+        self.assertEqual(quantities[(self.h1.id, rice)], 2500.0 * 3)
+        self.assertNotIn((self.h2.id, rice), quantities)
+        self.assertNotIn((self.h3.id, rice), quantities)
+        self.assertEqual(quantities[(self.h4.id, rice)], 2500.0 * 2)
+        # oil: 1 L per member who is not pregnant
+        self.assertEqual(quantities[(self.h1.id, oil)], 3.0)
+        self.assertNotIn((self.h2.id, oil), quantities)
+        self.assertEqual(quantities[(self.h3.id, oil)], 5.0)
 
     def test_generation_is_idempotent_and_unique_in_database(self):
         cycle = self.new_cycle()

@@ -247,20 +247,7 @@ class G2PInkindAllocation(models.Model):
             return rows
         missing = [r for r in rows if not r["allocation_id"] and not r["warehouse_id"]]
         if missing:
-            entitlement = entitlements.browse(missing[0]["id"])
-            raise UserError(
-                coded(
-                    "no_warehouse",
-                    _(
-                        "Entitlement %(name)s (and %(count)s more) has no warehouse to be served from: set a "
-                        "warehouse on the in-kind entitlement manager of %(program)s or on the service point. "
-                        "Nothing was approved.",
-                        name=entitlement.display_name,
-                        count=len(missing) - 1,
-                        program=entitlement.program_id.name,
-                    ),
-                )
-            )
+            raise self._no_warehouse_refusal(entitlements.browse(missing[0]["id"]), len(missing))
         needs = defaultdict(float)
         for r in rows:
             if r["allocation_id"]:
@@ -637,6 +624,24 @@ class G2PInkindAllocation(models.Model):
         )
 
     @api.model
+    def _no_warehouse_refusal(self, entitlement, count):
+        """The ``[no_warehouse]`` UserError for ``entitlement`` (g2p.entitlement.inkind),
+        the first of ``count`` entitlements without a warehouse to be served from."""
+        return UserError(
+            coded(
+                "no_warehouse",
+                _(
+                    "Entitlement %(name)s (and %(count)s more) has no warehouse to be served from: set a "
+                    "warehouse on the in-kind entitlement manager of %(program)s or on the service point. "
+                    "Nothing was approved.",
+                    name=entitlement.display_name,
+                    count=count - 1,
+                    program=entitlement.program_id.name,
+                ),
+            )
+        )
+
+    @api.model
     def _check_cycle_stock(self, cycle):
         """:meth:`_check_entitlements_stock` for every pending in-kind entitlement of
         ``cycle`` (g2p.cycle), summed per (warehouse, product) in PostgreSQL: a whole
@@ -661,20 +666,7 @@ class G2PInkindAllocation(models.Model):
         needs = {}
         for warehouse_id, product_id, quantity, count, first_id in self.env.cr.fetchall():
             if not warehouse_id:
-                entitlement = self.env["g2p.entitlement.inkind"].browse(first_id)
-                raise UserError(
-                    coded(
-                        "no_warehouse",
-                        _(
-                            "Entitlement %(name)s (and %(count)s more) has no warehouse to be served from: set a "
-                            "warehouse on the in-kind entitlement manager of %(program)s or on the service point. "
-                            "Nothing was approved.",
-                            name=entitlement.display_name,
-                            count=count - 1,
-                            program=entitlement.program_id.name,
-                        ),
-                    )
-                )
+                raise self._no_warehouse_refusal(self.env["g2p.entitlement.inkind"].browse(first_id), count)
             needs[(warehouse_id, product_id)] = quantity
         shortages = self._shortages(needs)
         if shortages:
